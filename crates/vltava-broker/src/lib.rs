@@ -1,0 +1,1 @@
+//! The Kafka broker: listeners, the wire protocol, request handlers, replicas and groups.

@@ -1,0 +1,1 @@
+//! Cluster metadata: records, the in-memory image, and the Raft quorum that orders them.
