@@ -1,1 +1,32 @@
-//! placeholder
+//! Vltava's partition log: Kafka's on-disk format and the rules that keep it valid.
+//!
+//! Owns: segment files (`.log`, `.index`, `.timeindex`), offset assignment on append (by
+//! rewriting batch headers in place — records are never decoded), reads as file ranges for
+//! `sendfile`, group-commit durability, crash recovery, truncation, retention, and the
+//! checkpoint files of a log directory.
+//!
+//! Does not own: networking, the Kafka protocol, replication or high watermarks (the broker's),
+//! or any async runtime — every call here is synchronous and may block on disk, so async
+//! callers run it on blocking threads.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
+
+pub mod batch;
+pub mod checkpoint;
+pub mod config;
+pub mod dir;
+pub mod durability;
+pub mod epoch;
+pub mod error;
+pub mod fs;
+pub mod index;
+pub mod log;
+pub mod recovery;
+pub mod retention;
+pub mod segment;
+
+pub use config::{LogConfig, TimestampType};
+pub use dir::{LogDir, LogDirOptions};
+pub use error::LogError;
+pub use log::{AppendInfo, FileRange, Log, ReadInfo, TopicPartition};
+pub use recovery::RecoveryContext;

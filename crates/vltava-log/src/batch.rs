@@ -1,0 +1,379 @@
+//! RecordBatch v2 headers, read and patched in place.
+//!
+//! The log never decodes records: it validates the 61-byte header and the CRC32C, and rewrites
+//! `baseOffset` and `partitionLeaderEpoch` (neither is covered by the CRC). Layout, from Kafka's
+//! `DefaultRecordBatch`:
+//!
+//! ```text
+//! baseOffset i64 | batchLength i32 | partitionLeaderEpoch i32 | magic i8 | crc u32 |
+//! attributes i16 | lastOffsetDelta i32 | baseTimestamp i64 | maxTimestamp i64 |
+//! producerId i64 | producerEpoch i16 | baseSequence i32 | recordsCount i32 | records...
+//! ```
+
+use crate::error::{LogError, Result};
+
+pub const HEADER_SIZE: usize = 61;
+/// `baseOffset` + `batchLength`: the bytes in front of what `batchLength` counts.
+pub const LOG_OVERHEAD: usize = 12;
+pub const MAGIC_V2: i8 = 2;
+
+const BASE_OFFSET: usize = 0;
+const BATCH_LENGTH: usize = 8;
+const PARTITION_LEADER_EPOCH: usize = 12;
+const MAGIC: usize = 16;
+const CRC: usize = 17;
+const ATTRIBUTES: usize = 21;
+const LAST_OFFSET_DELTA: usize = 23;
+const BASE_TIMESTAMP: usize = 27;
+const MAX_TIMESTAMP: usize = 35;
+const PRODUCER_ID: usize = 43;
+const PRODUCER_EPOCH: usize = 51;
+const BASE_SEQUENCE: usize = 53;
+const RECORDS_COUNT: usize = 57;
+
+const COMPRESSION_MASK: i16 = 0x07;
+const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+const TRANSACTIONAL_BIT: i16 = 0x10;
+const CONTROL_BIT: i16 = 0x20;
+
+/// The decoded fixed header of one batch. Plain data; cheap to copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub batch_length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records_count: i32,
+}
+
+// Callers check `bytes.len() >= HEADER_SIZE` and pass fixed field offsets below it.
+#[allow(clippy::indexing_slicing)]
+fn be_i64(bytes: &[u8], at: usize) -> i64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&bytes[at..at + 8]);
+    i64::from_be_bytes(b)
+}
+#[allow(clippy::indexing_slicing)]
+fn be_i32(bytes: &[u8], at: usize) -> i32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&bytes[at..at + 4]);
+    i32::from_be_bytes(b)
+}
+#[allow(clippy::indexing_slicing)]
+fn be_i16(bytes: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([bytes[at], bytes[at + 1]])
+}
+
+impl BatchHeader {
+    /// Reads the header from the first [`HEADER_SIZE`] bytes; `None` if there are fewer.
+    #[allow(clippy::indexing_slicing)] // every index below is < HEADER_SIZE, checked first
+    pub fn parse(bytes: &[u8]) -> Option<BatchHeader> {
+        if bytes.len() < HEADER_SIZE {
+            return None;
+        }
+        Some(BatchHeader {
+            base_offset: be_i64(bytes, BASE_OFFSET),
+            batch_length: be_i32(bytes, BATCH_LENGTH),
+            partition_leader_epoch: be_i32(bytes, PARTITION_LEADER_EPOCH),
+            magic: bytes[MAGIC] as i8,
+            crc: be_i32(bytes, CRC) as u32,
+            attributes: be_i16(bytes, ATTRIBUTES),
+            last_offset_delta: be_i32(bytes, LAST_OFFSET_DELTA),
+            base_timestamp: be_i64(bytes, BASE_TIMESTAMP),
+            max_timestamp: be_i64(bytes, MAX_TIMESTAMP),
+            producer_id: be_i64(bytes, PRODUCER_ID),
+            producer_epoch: be_i16(bytes, PRODUCER_EPOCH),
+            base_sequence: be_i32(bytes, BASE_SEQUENCE),
+            records_count: be_i32(bytes, RECORDS_COUNT),
+        })
+    }
+
+    /// Size of the whole batch on disk, header included.
+    pub fn size(&self) -> usize {
+        LOG_OVERHEAD + self.batch_length.max(0) as usize
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.last_offset_delta)
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.last_offset() + 1
+    }
+
+    pub fn compression(&self) -> i16 {
+        self.attributes & COMPRESSION_MASK
+    }
+
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & TIMESTAMP_TYPE_BIT != 0
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_BIT != 0
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_BIT != 0
+    }
+
+    /// The checks a header alone allows: magic, a length that covers the header, a sane offset
+    /// range and record count. `position` is only for the error message.
+    pub fn check_shape(&self, position: usize) -> Result<()> {
+        if self.magic != MAGIC_V2 {
+            return Err(LogError::invalid(
+                position,
+                format!(
+                    "unsupported magic {} (only v2 batches are accepted)",
+                    self.magic
+                ),
+            ));
+        }
+        if (self.batch_length as i64) < (HEADER_SIZE - LOG_OVERHEAD) as i64 {
+            return Err(LogError::corrupt(
+                position,
+                format!(
+                    "batch length {} is shorter than a v2 header",
+                    self.batch_length
+                ),
+            ));
+        }
+        if self.last_offset_delta < 0 {
+            return Err(LogError::invalid(
+                position,
+                format!("negative lastOffsetDelta {}", self.last_offset_delta),
+            ));
+        }
+        if self.records_count < 0 {
+            return Err(LogError::invalid(
+                position,
+                format!("negative record count {}", self.records_count),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// CRC32C over `attributes..end` of one complete batch.
+#[allow(clippy::indexing_slicing)] // callers pass a complete batch, so len >= HEADER_SIZE
+pub fn compute_crc(batch: &[u8]) -> u32 {
+    crc32c::crc32c(&batch[ATTRIBUTES..])
+}
+
+/// Validates one complete batch (exactly its bytes): shape and CRC.
+pub fn validate(batch: &[u8], position: usize) -> Result<BatchHeader> {
+    let header = BatchHeader::parse(batch)
+        .ok_or_else(|| LogError::corrupt(position, "truncated batch header"))?;
+    header.check_shape(position)?;
+    if header.size() != batch.len() {
+        return Err(LogError::corrupt(
+            position,
+            format!(
+                "declared size {} but {} bytes present",
+                header.size(),
+                batch.len()
+            ),
+        ));
+    }
+    let actual = compute_crc(batch);
+    if actual != header.crc {
+        return Err(LogError::corrupt(
+            position,
+            format!(
+                "CRC mismatch: stored {:#010x}, computed {:#010x}",
+                header.crc, actual
+            ),
+        ));
+    }
+    Ok(header)
+}
+
+/// Splits a buffer of concatenated batches into `(position, header)`, validating each
+/// completely. Fails on the first bad batch; a buffer with no batch is invalid (Kafka:
+/// "no batches").
+pub fn validate_all(bytes: &[u8]) -> Result<Vec<(usize, BatchHeader)>> {
+    let mut out = Vec::new();
+    let mut position = 0usize;
+    while position < bytes.len() {
+        let rest = bytes.get(position..).unwrap_or_default();
+        let header = BatchHeader::parse(rest).ok_or_else(|| {
+            LogError::corrupt(
+                position,
+                format!("{} trailing bytes are not a batch header", rest.len()),
+            )
+        })?;
+        header.check_shape(position)?;
+        let size = header.size();
+        let batch = rest.get(..size).ok_or_else(|| {
+            LogError::corrupt(
+                position,
+                format!(
+                    "batch declares {} bytes but only {} remain",
+                    size,
+                    rest.len()
+                ),
+            )
+        })?;
+        let header = validate(batch, position)?;
+        out.push((position, header));
+        position += size;
+    }
+    if out.is_empty() {
+        return Err(LogError::invalid(0, "append contains no record batches"));
+    }
+    Ok(out)
+}
+
+/// Rewrites `baseOffset` and `partitionLeaderEpoch` of the batch starting at `batch[0]`.
+/// Neither field is covered by the CRC, so the batch stays valid.
+#[allow(clippy::indexing_slicing)] // callers pass a validated batch (len >= HEADER_SIZE)
+pub fn assign(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
+    batch[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
+    batch[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4]
+        .copy_from_slice(&leader_epoch.to_be_bytes());
+}
+
+/// Stamps log-append time: sets the timestamp-type bit and `maxTimestamp`, then recomputes the
+/// CRC, which covers both (Kafka's `LogValidator` does the same for `LogAppendTime` topics).
+#[allow(clippy::indexing_slicing)] // callers pass a validated batch (len >= HEADER_SIZE)
+pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
+    let attributes = be_i16(batch, ATTRIBUTES) | TIMESTAMP_TYPE_BIT;
+    batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Builds an uncompressed batch of `values` (no keys, no headers) for tests and benches.
+/// Records use Kafka's v2 record encoding with zig-zag varints.
+#[allow(clippy::indexing_slicing)] // the buffer is built here, longer than the header
+pub fn build_test_batch(base_timestamp: i64, values: &[&[u8]]) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, value: i64) {
+        let mut v = ((value << 1) ^ (value >> 63)) as u64;
+        loop {
+            if v < 0x80 {
+                out.push(v as u8);
+                return;
+            }
+            out.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        }
+    }
+    let mut records = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        let mut body = Vec::new();
+        body.push(0u8); // attributes
+        varint(&mut body, 0); // timestamp delta
+        varint(&mut body, i as i64); // offset delta
+        varint(&mut body, -1); // null key
+        varint(&mut body, value.len() as i64);
+        body.extend_from_slice(value);
+        varint(&mut body, 0); // no headers
+        varint(&mut records, body.len() as i64);
+        records.extend_from_slice(&body);
+    }
+    let count = values.len() as i32;
+    let mut batch = Vec::with_capacity(HEADER_SIZE + records.len());
+    batch.extend_from_slice(&0i64.to_be_bytes());
+    batch.extend_from_slice(&((HEADER_SIZE - LOG_OVERHEAD + records.len()) as i32).to_be_bytes());
+    batch.extend_from_slice(&(-1i32).to_be_bytes());
+    batch.push(MAGIC_V2 as u8);
+    batch.extend_from_slice(&0u32.to_be_bytes());
+    batch.extend_from_slice(&0i16.to_be_bytes());
+    batch.extend_from_slice(&(count - 1).max(0).to_be_bytes());
+    batch.extend_from_slice(&base_timestamp.to_be_bytes());
+    batch.extend_from_slice(&base_timestamp.to_be_bytes());
+    batch.extend_from_slice(&(-1i64).to_be_bytes());
+    batch.extend_from_slice(&(-1i16).to_be_bytes());
+    batch.extend_from_slice(&(-1i32).to_be_bytes());
+    batch.extend_from_slice(&count.to_be_bytes());
+    batch.extend_from_slice(&records);
+    let crc = compute_crc(&batch);
+    batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_built_batch_validates_and_reports_its_shape() {
+        let batch = build_test_batch(1_000, &[b"a", b"bc", b"def"]);
+        let header = validate(&batch, 0).expect("valid");
+        assert_eq!(header.records_count, 3);
+        assert_eq!(header.last_offset_delta, 2);
+        assert_eq!(header.size(), batch.len());
+        assert_eq!(header.max_timestamp, 1_000);
+    }
+
+    #[test]
+    fn assigning_offsets_keeps_the_crc_valid() {
+        let mut batch = build_test_batch(5, &[b"x"]);
+        assign(&mut batch, 42, 7);
+        let header = validate(&batch, 0).expect("still valid");
+        assert_eq!(header.base_offset, 42);
+        assert_eq!(header.partition_leader_epoch, 7);
+    }
+
+    #[test]
+    fn log_append_time_rewrites_max_timestamp_and_crc() {
+        let mut batch = build_test_batch(5, &[b"x"]);
+        set_log_append_time(&mut batch, 99);
+        let header = validate(&batch, 0).expect("crc recomputed");
+        assert!(header.is_log_append_time());
+        assert_eq!(header.max_timestamp, 99);
+    }
+
+    #[test]
+    fn any_flipped_bit_after_the_crc_field_is_detected() {
+        let batch = build_test_batch(5, &[b"hello", b"world"]);
+        for byte in ATTRIBUTES..batch.len() {
+            let mut bad = batch.clone();
+            bad[byte] ^= 0x10;
+            assert!(
+                validate(&bad, 0).is_err(),
+                "flip at byte {byte} went unnoticed"
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_and_empty_buffers_are_rejected() {
+        let batch = build_test_batch(5, &[b"hello"]);
+        for cut in 0..batch.len() {
+            let err = validate_all(&batch[..cut]).expect_err("must fail");
+            assert!(matches!(
+                err,
+                LogError::Corrupt { .. } | LogError::InvalidRecord { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn wrong_magic_is_an_invalid_record() {
+        let mut batch = build_test_batch(5, &[b"hello"]);
+        batch[MAGIC] = 1;
+        assert_eq!(
+            validate_all(&batch).expect_err("magic").kafka_error_code(),
+            87
+        );
+    }
+
+    #[test]
+    fn several_concatenated_batches_are_split() {
+        let mut bytes = build_test_batch(1, &[b"a"]);
+        bytes.extend(build_test_batch(2, &[b"b", b"c"]));
+        let batches = validate_all(&bytes).expect("valid");
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[1].1.records_count, 2);
+    }
+}

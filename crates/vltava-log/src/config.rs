@@ -1,0 +1,52 @@
+//! Per-partition log settings, with Kafka's topic-level names and defaults.
+
+/// How the broker stamps `maxTimestamp` of appended batches (`message.timestamp.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimestampType {
+    /// Keep the producer's timestamps.
+    #[default]
+    CreateTime,
+    /// Overwrite `maxTimestamp` with the broker's clock and set the timestamp-type attribute bit.
+    LogAppendTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll the active segment before it would grow past this.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll a non-empty active segment older than this.
+    pub segment_ms: u64,
+    /// `segment.index.bytes`: the most an offset or time index file may hold.
+    pub segment_index_bytes: u64,
+    /// `index.interval.bytes`: bytes of log between two offset index entries.
+    pub index_interval_bytes: u64,
+    /// `flush.messages`: fsync after this many unflushed records.
+    pub flush_messages: u64,
+    /// `flush.ms`: fsync when the oldest unflushed append is this old.
+    pub flush_ms: u64,
+    /// `retention.ms`: delete segments whose newest record is older; -1 keeps forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete the oldest segments while the log is larger; -1 is unlimited.
+    pub retention_bytes: i64,
+    /// `max.message.bytes`: the largest batch one append may carry.
+    pub max_message_bytes: u32,
+    /// `message.timestamp.type`.
+    pub message_timestamp_type: TimestampType,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            segment_index_bytes: 10 * 1024 * 1024,
+            index_interval_bytes: 4096,
+            flush_messages: u64::MAX,
+            flush_ms: u64::MAX,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+            max_message_bytes: 1_048_588,
+            message_timestamp_type: TimestampType::CreateTime,
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The log's errors. Each variant says what went wrong with enough context to log it, and maps to
+//! exactly one Kafka error code (`LogError::kafka_error_code`) so the broker never guesses.
+
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The bytes are not a valid RecordBatch v2: bad length, CRC mismatch, truncated header.
+    #[error("corrupt record batch at byte {position}: {reason}")]
+    Corrupt { position: usize, reason: String },
+
+    /// The batch is well formed but breaks a rule of the log (magic, offset range, record count).
+    #[error("invalid record batch at byte {position}: {reason}")]
+    InvalidRecord { position: usize, reason: String },
+
+    /// One batch is larger than `max.message.bytes`.
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    RecordTooLarge { size: usize, max: u32 },
+
+    /// The whole append is larger than a segment can ever hold (`segment.bytes`).
+    #[error("append of {size} bytes exceeds segment.bytes {max}")]
+    RecordListTooLarge { size: usize, max: u64 },
+
+    #[error("offset {requested} is out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        requested: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A write or fsync failed earlier; the log refuses all further I/O rather than risk
+    /// acknowledging data that the kernel may have dropped (see fsyncgate).
+    #[error("log {path} is offline after an earlier I/O failure")]
+    Offline { path: PathBuf },
+
+    #[error("malformed checkpoint file {path} line {line}: {reason}")]
+    Checkpoint {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+}
+
+impl LogError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> LogError {
+        LogError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(position: usize, reason: impl Into<String>) -> LogError {
+        LogError::Corrupt {
+            position,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn invalid(position: usize, reason: impl Into<String>) -> LogError {
+        LogError::InvalidRecord {
+            position,
+            reason: reason.into(),
+        }
+    }
+
+    /// Kafka's error code for this error (see `Errors.java`).
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            LogError::Corrupt { .. } => 2,             // CORRUPT_MESSAGE
+            LogError::InvalidRecord { .. } => 87,      // INVALID_RECORD
+            LogError::RecordTooLarge { .. } => 10,     // MESSAGE_TOO_LARGE
+            LogError::RecordListTooLarge { .. } => 18, // RECORD_LIST_TOO_LARGE
+            LogError::OffsetOutOfRange { .. } => 1,    // OFFSET_OUT_OF_RANGE
+            LogError::Io { .. } | LogError::Offline { .. } | LogError::Checkpoint { .. } => 56, // KAFKA_STORAGE_ERROR
+        }
+    }
+}
+
+pub type Result<T, E = LogError> = std::result::Result<T, E>;

@@ -1,0 +1,175 @@
+//! File-system helpers: positional I/O with context, atomic writes, directory fsync, and the
+//! bounded cache of open segment files that lets 10 000 partitions share a small fd budget.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{LogError, Result};
+
+/// fsync a directory so a created, renamed or deleted entry in it survives a crash.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let f = File::open(dir).map_err(|e| LogError::io("open directory", dir, e))?;
+    f.sync_all()
+        .map_err(|e| LogError::io("fsync directory", dir, e))
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves either the old or the new content.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp).map_err(|e| LogError::io("create", &tmp, e))?;
+        std::io::Write::write_all(&mut f, bytes).map_err(|e| LogError::io("write", &tmp, e))?;
+        f.sync_all().map_err(|e| LogError::io("fsync", &tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| LogError::io("rename", path, e))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+pub fn read_exact_at(file: &File, path: &Path, buf: &mut [u8], position: u64) -> Result<()> {
+    file.read_exact_at(buf, position)
+        .map_err(|e| LogError::io("read", path, e))
+}
+
+/// Reads up to `buf.len()` bytes; returns how many were read (short at end of file).
+pub fn read_at_most(file: &File, path: &Path, buf: &mut [u8], position: u64) -> Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = buf.get_mut(done..).unwrap_or_default();
+        match file.read_at(rest, position + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(LogError::io("read", path, e)),
+        }
+    }
+    Ok(done)
+}
+
+pub fn open_read_write(path: &Path, create: bool) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| LogError::io("open", path, e))
+}
+
+/// Identifies one cached file; unique for the life of the process.
+pub type FileKey = u64;
+
+static NEXT_FILE_KEY: AtomicU64 = AtomicU64::new(1);
+
+pub fn new_file_key() -> FileKey {
+    NEXT_FILE_KEY.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A least-recently-used cache of open files, shared by every log of a log dir, so that the
+/// number of open segment files is bounded by configuration rather than by partition count.
+/// An evicted file stays open for whoever still holds its `Arc` (a reader mid-sendfile).
+#[derive(Debug)]
+pub struct FileCache {
+    capacity: usize,
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    tick: u64,
+    files: HashMap<FileKey, (Arc<File>, u64)>,
+}
+
+impl FileCache {
+    pub fn new(capacity: usize) -> FileCache {
+        FileCache {
+            capacity: capacity.max(2),
+            inner: Mutex::new(CacheInner::default()),
+        }
+    }
+
+    /// The open file for `key`, opening `path` read-write if it is not cached.
+    pub fn get(&self, key: FileKey, path: &Path) -> Result<Arc<File>> {
+        {
+            let mut inner = self.lock();
+            inner.tick += 1;
+            let tick = inner.tick;
+            if let Some((file, used)) = inner.files.get_mut(&key) {
+                *used = tick;
+                return Ok(Arc::clone(file));
+            }
+        }
+        let file = Arc::new(open_read_write(path, false)?);
+        let mut inner = self.lock();
+        if inner.files.len() >= self.capacity {
+            // Linear scan: only on a miss, and the cache is a few thousand entries at most.
+            if let Some(oldest) = inner
+                .files
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| *k)
+            {
+                inner.files.remove(&oldest);
+            }
+        }
+        let tick = inner.tick;
+        inner.files.insert(key, (Arc::clone(&file), tick));
+        Ok(file)
+    }
+
+    /// Drops the cached handle (before a file is deleted or renamed).
+    pub fn forget(&self, key: FileKey) {
+        self.lock().files.remove(&key);
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.lock().files.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `path` with its extension replaced (`00000000000000000000.log` → `.index`).
+pub fn sibling(path: &Path, extension: &str) -> PathBuf {
+    path.with_extension(extension)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_never_holds_more_than_its_capacity() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = FileCache::new(3);
+        for i in 0..10u64 {
+            let path = dir.path().join(format!("{i}.log"));
+            File::create(&path).expect("create");
+            cache.get(i, &path).expect("open");
+            assert!(cache.open_count() <= 3);
+        }
+        // Recently used entries survive eviction.
+        let recent = dir.path().join("9.log");
+        cache.get(9, &recent).expect("hit");
+        assert_eq!(cache.open_count(), 3);
+    }
+
+    #[test]
+    fn atomic_writes_replace_the_whole_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("checkpoint");
+        write_atomically(&path, b"one").expect("write");
+        write_atomically(&path, b"two").expect("write");
+        assert_eq!(std::fs::read(&path).expect("read"), b"two");
+        assert!(!path.with_extension("tmp").exists());
+    }
+}

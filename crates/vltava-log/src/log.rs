@@ -1,0 +1,687 @@
+// HOT PATH: append, read and flush of every partition. No per-record work, no info! logging
+// except on lifecycle events (segment rolled, segments deleted), no fsync under the state lock.
+//! A partition log: an ordered set of segments, the offsets that bound it, and its durability.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::batch::{self, BatchHeader};
+use crate::checkpoint;
+use crate::config::{LogConfig, TimestampType};
+use crate::durability::{Durable, GroupCommit};
+use crate::epoch::LeaderEpochCache;
+use crate::error::{LogError, Result};
+use crate::fs::{self, FileCache};
+use crate::recovery::{self, RecoveryContext};
+use crate::retention::{self, SegmentFacts};
+use crate::segment::{IndexSettings, Segment};
+
+pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> TopicPartition {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+
+    /// Kafka's directory name: `<topic>-<partition>`.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+
+    /// Parses a directory name; topics may contain `-`, the partition follows the last one.
+    pub fn from_dir_name(name: &str) -> Option<TopicPartition> {
+        let (topic, partition) = name.rsplit_once('-')?;
+        if topic.is_empty() {
+            return None;
+        }
+        let partition: i32 = partition.parse().ok()?;
+        (partition >= 0).then(|| TopicPartition::new(topic, partition))
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+    /// The broker time stamped into the batches, or -1 for `CreateTime` topics.
+    pub log_append_time_ms: i64,
+    pub record_count: u64,
+}
+
+/// A byte range of a segment file that holds whole batches (the last one possibly cut short by
+/// the size limit, as Kafka allows), ready for `sendfile`.
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub length: u32,
+}
+
+impl FileRange {
+    pub fn read_to_vec(&self) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; self.length as usize];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReadInfo {
+    pub range: Option<FileRange>,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+#[derive(Debug)]
+pub(crate) struct LogState {
+    pub config: LogConfig,
+    /// By base offset; never empty: the last one is the active segment.
+    pub segments: BTreeMap<i64, Segment>,
+    pub log_start_offset: i64,
+    pub epochs: LeaderEpochCache,
+    /// A segment was created or deleted since the directory was last fsynced.
+    pub dir_dirty: bool,
+    pub unflushed_messages: u64,
+    pub oldest_unflushed_ms: Option<i64>,
+}
+
+impl LogState {
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+}
+
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    topic_partition: TopicPartition,
+    cache: Arc<FileCache>,
+    state: Mutex<LogState>,
+    commit: GroupCommit,
+    /// Mirrors of the state for lock-free reads by the broker.
+    log_end_offset: AtomicI64,
+    log_start_offset: AtomicI64,
+}
+
+impl Log {
+    /// Opens (creating if missing) the log in `dir`, recovering it if the context says the
+    /// last shutdown was unclean.
+    pub fn open(
+        dir: &Path,
+        topic_partition: TopicPartition,
+        config: LogConfig,
+        cache: Arc<FileCache>,
+        context: RecoveryContext,
+    ) -> Result<Log> {
+        std::fs::create_dir_all(dir).map_err(|e| LogError::io("create partition dir", dir, e))?;
+        let (state, recovery_point) =
+            recovery::load(dir, &topic_partition, config, &cache, context)?;
+        let log_end = state.log_end_offset();
+        let log_start = state.log_start_offset;
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            topic_partition,
+            cache,
+            state: Mutex::new(state),
+            commit: GroupCommit::new(recovery_point),
+            log_end_offset: AtomicI64::new(log_end),
+            log_start_offset: AtomicI64::new(log_start),
+        })
+    }
+
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.topic_partition
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.load(Ordering::Acquire)
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+
+    /// Everything below this offset is on stable storage.
+    pub fn flushed_offset(&self) -> i64 {
+        self.commit.durable_offset()
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.lock().config.clone()
+    }
+
+    pub fn set_config(&self, config: LogConfig) {
+        self.lock().config = config;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LogState> {
+        // State changes are completed before any call that could panic, so a poisoned lock
+        // still guards consistent state.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_online(&self) -> Result<()> {
+        if self.commit.is_poisoned() {
+            return Err(LogError::Offline {
+                path: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Validates `batches` (one or more RecordBatch v2), assigns them offsets by rewriting
+    /// `baseOffset` and `partitionLeaderEpoch` in place, and appends them. Nothing is written
+    /// unless every batch is valid. May fsync if `flush.messages` says so: call from a thread
+    /// that may block.
+    pub fn append(&self, batches: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
+        self.check_online()?;
+        let headers = batch::validate_all(batches)?;
+        let (info, flush_due) = {
+            let mut state = self.lock();
+            let config = state.config.clone();
+            for (position, header) in &headers {
+                if header.size() > config.max_message_bytes as usize {
+                    return Err(LogError::RecordTooLarge {
+                        size: header.size(),
+                        max: config.max_message_bytes,
+                    });
+                }
+                if header.records_count != header.last_offset_delta + 1 {
+                    return Err(LogError::invalid(
+                        *position,
+                        format!(
+                            "record count {} does not match lastOffsetDelta {}",
+                            header.records_count, header.last_offset_delta
+                        ),
+                    ));
+                }
+            }
+            if batches.len() as u64 > config.segment_bytes {
+                return Err(LogError::RecordListTooLarge {
+                    size: batches.len(),
+                    max: config.segment_bytes,
+                });
+            }
+            let base_offset = state.log_end_offset();
+            let mut assigned = Vec::with_capacity(headers.len());
+            let mut next = base_offset;
+            let mut max_timestamp = -1;
+            let append_time = config.message_timestamp_type == TimestampType::LogAppendTime;
+            for (position, header) in &headers {
+                let bytes = batches
+                    .get_mut(*position..*position + header.size())
+                    .ok_or_else(|| LogError::corrupt(*position, "batch outside the buffer"))?;
+                batch::assign(bytes, next, leader_epoch);
+                if append_time {
+                    batch::set_log_append_time(bytes, now_ms);
+                }
+                let header = BatchHeader::parse(bytes)
+                    .ok_or_else(|| LogError::corrupt(*position, "batch header vanished"))?;
+                max_timestamp = max_timestamp.max(header.max_timestamp);
+                next = header.next_offset();
+                assigned.push((*position, header));
+            }
+            let last_offset = next - 1;
+            self.maybe_roll(&mut state, batches.len() as u64, last_offset, now_ms)?;
+            state
+                .active_mut()
+                .append(&self.cache, batches, &assigned, now_ms)?;
+            if state.epochs.assign(leader_epoch, base_offset) {
+                self.write_epoch_checkpoint(&state)?;
+            }
+            let record_count = (next - base_offset) as u64;
+            state.unflushed_messages += record_count;
+            state.oldest_unflushed_ms.get_or_insert(now_ms);
+            self.log_end_offset.store(next, Ordering::Release);
+            let flush_due = state.unflushed_messages >= config.flush_messages;
+            (
+                AppendInfo {
+                    base_offset,
+                    last_offset,
+                    max_timestamp,
+                    log_append_time_ms: if append_time { now_ms } else { -1 },
+                    record_count,
+                },
+                flush_due,
+            )
+        };
+        if flush_due {
+            self.flush(info.last_offset + 1)?;
+        }
+        Ok(info)
+    }
+
+    fn maybe_roll(
+        &self,
+        state: &mut LogState,
+        bytes: u64,
+        last_offset: i64,
+        now_ms: i64,
+    ) -> Result<()> {
+        let config = &state.config;
+        let active = state.active();
+        let too_old = !active.is_empty()
+            && active
+                .first_append_ms
+                .is_some_and(|first| now_ms.saturating_sub(first) >= config.segment_ms as i64);
+        let full = !active.has_room_for(bytes, last_offset, config.segment_bytes);
+        if too_old || full {
+            self.roll(state)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new active segment at the log end offset.
+    fn roll(&self, state: &mut LogState) -> Result<()> {
+        let new_base = state.log_end_offset();
+        {
+            let active = state.active_mut();
+            if active.is_empty() {
+                return Ok(());
+            }
+            active.seal(&self.cache)?;
+            active.persist_indexes(false)?;
+        }
+        let index = index_settings(&state.config);
+        let segment = Segment::create(&self.dir, new_base, index)?;
+        state.segments.insert(new_base, segment);
+        state.dir_dirty = true;
+        tracing::info!(partition = %self.topic_partition, base_offset = new_base, "segment rolled");
+        Ok(())
+    }
+
+    /// Rolls now if the active segment is older than `segment.ms` (called by a timer, so an idle
+    /// partition still rolls).
+    pub fn roll_if_due(&self, now_ms: i64) -> Result<()> {
+        let mut state = self.lock();
+        let end = state.log_end_offset();
+        self.maybe_roll(&mut state, 0, end, now_ms)
+    }
+
+    /// Reads from the batch containing `offset`, at most `max_bytes` (but the first batch whole
+    /// if `min_one_batch`), never reaching `max_offset` (the high watermark).
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadInfo> {
+        let mut state = self.lock();
+        let log_end_offset = state.log_end_offset();
+        let log_start_offset = state.log_start_offset;
+        let info = |range| ReadInfo {
+            range,
+            log_start_offset,
+            log_end_offset,
+        };
+        if offset < log_start_offset || offset > log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                log_start_offset,
+                log_end_offset,
+            });
+        }
+        let bound = max_offset.min(log_end_offset);
+        if offset >= bound {
+            return Ok(info(None));
+        }
+        let first_base = state
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(offset, |(b, _)| *b);
+        let bases: Vec<i64> = state
+            .segments
+            .range(first_base..)
+            .map(|(b, _)| *b)
+            .collect();
+        for base in bases {
+            let Some(segment) = state.segments.get_mut(&base) else {
+                continue;
+            };
+            let Some((position, header)) = segment.find(&self.cache, offset)? else {
+                continue;
+            };
+            if header.base_offset >= bound {
+                return Ok(info(None));
+            }
+            let end = segment.position_of_bound(&self.cache, bound)?;
+            let mut limit = u64::from(max_bytes);
+            if min_one_batch {
+                limit = limit.max(header.size() as u64);
+            } else if limit < header.size() as u64 {
+                return Ok(info(None));
+            }
+            let length = (end - position).min(limit).min(u64::from(u32::MAX));
+            let file = segment.file(&self.cache)?;
+            return Ok(info(Some(FileRange {
+                file,
+                position,
+                length: length as u32,
+            })));
+        }
+        Ok(info(None))
+    }
+
+    /// Makes everything below `up_to` durable (group commit: concurrent callers share one
+    /// fsync). Blocks; call from a thread that may block.
+    pub fn flush(&self, up_to: i64) -> Result<()> {
+        let sync = || self.sync_unflushed();
+        match self.commit.wait_durable(up_to, &sync)? {
+            Durable::Yes => Ok(()),
+            Durable::Poisoned => Err(LogError::Offline {
+                path: self.dir.clone(),
+            }),
+        }
+    }
+
+    /// Flushes if `flush.ms` has passed since the oldest unflushed append.
+    pub fn flush_if_due(&self, now_ms: i64) -> Result<bool> {
+        let due = {
+            let state = self.lock();
+            state.oldest_unflushed_ms.is_some_and(|t| {
+                now_ms.saturating_sub(t) >= state.config.flush_ms.min(i64::MAX as u64) as i64
+            })
+        };
+        if due {
+            self.flush(self.log_end_offset())?;
+        }
+        Ok(due)
+    }
+
+    /// One fsync round: the directory if segments came or went, then every segment that may
+    /// hold unflushed bytes. Returns the offset it covered.
+    fn sync_unflushed(&self) -> Result<i64> {
+        let durable = self.commit.durable_offset();
+        let (target, files, dir_dirty) = {
+            let mut state = self.lock();
+            let target = state.log_end_offset();
+            let first = state
+                .segments
+                .range(..=durable)
+                .next_back()
+                .map_or(durable, |(b, _)| *b);
+            let mut files = Vec::new();
+            for segment in state.segments.range(first..).map(|(_, s)| s) {
+                files.push((segment.file(&self.cache)?, segment.log_path().to_path_buf()));
+            }
+            let dir_dirty = std::mem::take(&mut state.dir_dirty);
+            state.unflushed_messages = 0;
+            state.oldest_unflushed_ms = None;
+            (target, files, dir_dirty)
+        };
+        if dir_dirty {
+            fs::sync_dir(&self.dir)?;
+        }
+        for (file, path) in files {
+            file.sync_data()
+                .map_err(|e| LogError::io("fsync", path, e))?;
+        }
+        Ok(target)
+    }
+
+    /// Writes index entries that are only in memory (not fsynced: recovery rebuilds them).
+    pub fn persist_indexes(&self) -> Result<()> {
+        let mut state = self.lock();
+        for segment in state.segments.values_mut() {
+            segment.persist_indexes(false)?;
+        }
+        Ok(())
+    }
+
+    /// Flush, seal and persist everything for a clean shutdown.
+    pub fn close(&self) -> Result<()> {
+        self.flush(self.log_end_offset())?;
+        let mut state = self.lock();
+        state.active_mut().seal(&self.cache)?;
+        for segment in state.segments.values_mut() {
+            segment.persist_indexes(true)?;
+        }
+        Ok(())
+    }
+
+    /// The raw bytes of the first batch whose max timestamp is `>= timestamp`.
+    pub fn find_batch_by_timestamp(&self, timestamp: i64) -> Result<Option<Vec<u8>>> {
+        let mut state = self.lock();
+        let log_start = state.log_start_offset;
+        let bases: Vec<i64> = state.segments.keys().copied().collect();
+        for base in bases {
+            let Some(segment) = state.segments.get_mut(&base) else {
+                continue;
+            };
+            if segment.is_empty()
+                || (segment.max_timestamp() >= 0 && segment.max_timestamp() < timestamp)
+            {
+                continue;
+            }
+            if let Some((position, header)) = segment.find_by_timestamp(&self.cache, timestamp)? {
+                if header.last_offset() < log_start {
+                    continue;
+                }
+                return segment.read_batch(&self.cache, position, &header).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The raw bytes of the batch holding the largest timestamp (the earliest such batch).
+    pub fn max_timestamp_batch(&self) -> Result<Option<Vec<u8>>> {
+        let mut state = self.lock();
+        let mut best: Option<(i64, i64, i64)> = None; // (timestamp, segment base, offset)
+        for (base, segment) in &state.segments {
+            if segment.max_timestamp() >= 0
+                && best.is_none_or(|(t, _, _)| segment.max_timestamp() > t)
+            {
+                best = Some((
+                    segment.max_timestamp(),
+                    *base,
+                    segment.offset_of_max_timestamp(),
+                ));
+            }
+        }
+        let Some((_, base, offset)) = best else {
+            return Ok(None);
+        };
+        let Some(segment) = state.segments.get_mut(&base) else {
+            return Ok(None);
+        };
+        match segment.find(&self.cache, offset)? {
+            Some((position, header)) => {
+                segment.read_batch(&self.cache, position, &header).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Removes every batch at or above `offset` (a batch containing it goes whole).
+    pub fn truncate_to(&self, offset: i64) -> Result<()> {
+        self.check_online()?;
+        let mut state = self.lock();
+        if offset >= state.log_end_offset() {
+            return Ok(());
+        }
+        let target = offset.max(state.log_start_offset);
+        // Whole segments at or above the target go, but one segment always stays.
+        let first_base = state.segments.keys().next().copied().unwrap_or(target);
+        let doomed: Vec<i64> = state
+            .segments
+            .range(target..)
+            .map(|(b, _)| *b)
+            .filter(|b| *b != first_base)
+            .collect();
+        for base in doomed {
+            if let Some(segment) = state.segments.remove(&base) {
+                segment.delete(&self.cache)?;
+                state.dir_dirty = true;
+            }
+        }
+        let new_end = state.active_mut().truncate_to(&self.cache, target)?;
+        state.epochs.truncate_from_end(new_end);
+        self.write_epoch_checkpoint(&state)?;
+        self.commit.truncate(new_end);
+        self.log_end_offset.store(new_end, Ordering::Release);
+        if state.log_start_offset > new_end {
+            state.log_start_offset = new_end;
+            self.log_start_offset.store(new_end, Ordering::Release);
+        }
+        tracing::info!(partition = %self.topic_partition, offset = new_end, "log truncated");
+        Ok(())
+    }
+
+    /// Moves the log start offset up (DeleteRecords); whole segments below it are deleted.
+    pub fn advance_log_start_offset(&self, offset: i64) -> Result<()> {
+        self.check_online()?;
+        {
+            let mut state = self.lock();
+            let end = state.log_end_offset();
+            if offset > end {
+                return Err(LogError::OffsetOutOfRange {
+                    requested: offset,
+                    log_start_offset: state.log_start_offset,
+                    log_end_offset: end,
+                });
+            }
+            if offset <= state.log_start_offset {
+                return Ok(());
+            }
+            state.log_start_offset = offset;
+            self.log_start_offset.store(offset, Ordering::Release);
+            if state.epochs.truncate_from_start(offset) {
+                self.write_epoch_checkpoint(&state)?;
+            }
+        }
+        self.apply_retention(i64::MIN).map(|_| ())
+    }
+
+    /// Deletes the segments retention says to delete; returns how many.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<u64> {
+        self.check_online()?;
+        let mut state = self.lock();
+        let facts: Vec<SegmentFacts> = state
+            .segments
+            .values()
+            .map(|s| SegmentFacts {
+                base_offset: s.base_offset,
+                size: s.size(),
+                max_timestamp: s.max_timestamp(),
+            })
+            .collect();
+        let config = if now_ms == i64::MIN {
+            // Only the log start offset rule: called from DeleteRecords.
+            LogConfig {
+                retention_ms: -1,
+                retention_bytes: -1,
+                ..state.config.clone()
+            }
+        } else {
+            state.config.clone()
+        };
+        let reasons =
+            retention::segments_to_delete(&facts, &config, now_ms, state.log_start_offset);
+        for reason in &reasons {
+            let Some((&base, _)) = state.segments.iter().next() else {
+                break;
+            };
+            if let Some(segment) = state.segments.remove(&base) {
+                let size = segment.size();
+                segment.delete(&self.cache)?;
+                tracing::info!(partition = %self.topic_partition, base_offset = base, bytes = size, ?reason, "segment deleted by retention");
+            }
+        }
+        if !reasons.is_empty() {
+            state.dir_dirty = true;
+            let first = state.segments.keys().next().copied().unwrap_or(0);
+            if first > state.log_start_offset {
+                state.log_start_offset = first;
+                self.log_start_offset.store(first, Ordering::Release);
+                if state.epochs.truncate_from_start(first) {
+                    self.write_epoch_checkpoint(&state)?;
+                }
+            }
+        }
+        Ok(reasons.len() as u64)
+    }
+
+    pub fn latest_leader_epoch(&self) -> Option<i32> {
+        self.lock().epochs.latest_epoch()
+    }
+
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        let state = self.lock();
+        match state.epochs.end_offset_for(epoch, state.log_end_offset()) {
+            (-1, -1) => None,
+            found => Some(found),
+        }
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().segments.values().map(Segment::size).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.lock().segments.len()
+    }
+
+    /// Bytes of index entries held in memory (for memory budgets and tests).
+    pub fn index_memory_bytes(&self) -> usize {
+        self.lock()
+            .segments
+            .values()
+            .map(Segment::index_memory_bytes)
+            .sum()
+    }
+
+    fn write_epoch_checkpoint(&self, state: &LogState) -> Result<()> {
+        checkpoint::write_epoch_entries(
+            &self.dir.join(LEADER_EPOCH_CHECKPOINT),
+            state.epochs.entries(),
+        )
+    }
+}
+
+pub(crate) fn index_settings(config: &LogConfig) -> IndexSettings {
+    IndexSettings {
+        max_bytes: config.segment_index_bytes,
+        interval_bytes: config.index_interval_bytes,
+    }
+}

@@ -1,0 +1,530 @@
+// HOT PATH: append and read of every produce and fetch pass through here. No per-record
+// allocation, no logging at info, no fsync except in `flush`.
+//! One segment: a `.log` file of RecordBatch v2 bytes starting at `base_offset`, plus its
+//! `.index` and `.timeindex`. File names are the base offset in 20 digits, as in Kafka.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::batch::{self, BatchHeader, HEADER_SIZE};
+use crate::error::{LogError, Result};
+use crate::fs::{self, FileCache, FileKey};
+use crate::index::{OffsetEntry, OffsetIndex, TimeIndex};
+
+pub fn file_name(base_offset: i64, extension: &str) -> String {
+    format!("{base_offset:020}.{extension}")
+}
+
+/// How a segment indexes itself (`segment.index.bytes`, `index.interval.bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSettings {
+    pub max_bytes: u64,
+    pub interval_bytes: u64,
+}
+
+/// What a full scan of a segment found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanOutcome {
+    /// Bytes of valid batches from the start of the file.
+    pub valid_bytes: u64,
+    /// Bytes after the first invalid batch (dropped when truncating).
+    pub invalid_bytes: u64,
+    /// Why the scan stopped early, if it did.
+    pub stopped_because: Option<String>,
+    pub batches: u64,
+}
+
+#[derive(Debug)]
+pub struct Segment {
+    pub base_offset: i64,
+    log_path: PathBuf,
+    log_key: FileKey,
+    /// Bytes of the `.log` that belong to the log; the file is never longer after recovery.
+    size: u64,
+    /// The offset after the last batch here (`base_offset` while empty).
+    next_offset: i64,
+    /// `None` until first needed: an idle segment costs no index memory.
+    offset_index: Option<OffsetIndex>,
+    time_index: Option<TimeIndex>,
+    index: IndexSettings,
+    bytes_since_last_index_entry: u64,
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+    /// Wall-clock time of the first append, for `segment.ms`.
+    pub first_append_ms: Option<i64>,
+}
+
+impl Segment {
+    /// Creates a new, empty segment file. The caller fsyncs the directory.
+    pub fn create(dir: &Path, base_offset: i64, index: IndexSettings) -> Result<Segment> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&log_path)
+            .map_err(|e| LogError::io("create segment", &log_path, e))?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            log_key: fs::new_file_key(),
+            size: 0,
+            next_offset: base_offset,
+            offset_index: Some(OffsetIndex::new(index.max_bytes)),
+            time_index: Some(TimeIndex::new(index.max_bytes)),
+            index,
+            bytes_since_last_index_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            first_append_ms: None,
+        })
+    }
+
+    /// An existing segment whose contents are not yet known; `recover` or `open_trusted` follows.
+    pub fn existing(log_path: PathBuf, base_offset: i64, index: IndexSettings) -> Result<Segment> {
+        let size = std::fs::metadata(&log_path)
+            .map_err(|e| LogError::io("stat segment", &log_path, e))?
+            .len();
+        Ok(Segment {
+            base_offset,
+            log_path,
+            log_key: fs::new_file_key(),
+            size,
+            next_offset: base_offset,
+            offset_index: None,
+            time_index: None,
+            index,
+            bytes_since_last_index_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            first_append_ms: None,
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+
+    pub fn offset_of_max_timestamp(&self) -> i64 {
+        self.offset_of_max_timestamp
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    fn index_path(&self) -> PathBuf {
+        fs::sibling(&self.log_path, "index")
+    }
+
+    fn time_index_path(&self) -> PathBuf {
+        fs::sibling(&self.log_path, "timeindex")
+    }
+
+    pub fn file(&self, cache: &FileCache) -> Result<Arc<File>> {
+        cache.get(self.log_key, &self.log_path)
+    }
+
+    /// Whether `extra_bytes` more (in `extra_batches` batches) still fit under the limits.
+    pub fn has_room_for(&self, extra_bytes: u64, last_offset: i64, segment_bytes: u64) -> bool {
+        if self.size == 0 {
+            return last_offset - self.base_offset <= i64::from(i32::MAX);
+        }
+        let index_room = self.offset_index.as_ref().map_or(usize::MAX, |i| i.room());
+        let time_room = self.time_index.as_ref().map_or(usize::MAX, |i| i.room());
+        self.size + extra_bytes <= segment_bytes
+            && last_offset - self.base_offset <= i64::from(i32::MAX)
+            && index_room > 1
+            && time_room > 1
+    }
+
+    /// Writes already-validated, offset-assigned batches at the end of the segment and indexes
+    /// them. On a write error the file is cut back so the segment stays as it was.
+    pub fn append(
+        &mut self,
+        cache: &FileCache,
+        bytes: &[u8],
+        batches: &[(usize, BatchHeader)],
+        now_ms: i64,
+    ) -> Result<()> {
+        let file = self.file(cache)?;
+        if let Err(e) = file.write_all_at(bytes, self.size) {
+            // Best effort: remove a partial write so recovery never sees half a batch we refused.
+            let _ = file.set_len(self.size);
+            return Err(LogError::io("append to", &self.log_path, e));
+        }
+        self.load_indexes(cache)?;
+        let start = self.size;
+        for (position, header) in batches {
+            self.index_batch(start + *position as u64, header);
+        }
+        self.size += bytes.len() as u64;
+        self.first_append_ms.get_or_insert(now_ms);
+        Ok(())
+    }
+
+    fn index_batch(&mut self, position: u64, header: &BatchHeader) {
+        if header.max_timestamp > self.max_timestamp {
+            self.max_timestamp = header.max_timestamp;
+            self.offset_of_max_timestamp = header.base_offset;
+        }
+        if self.bytes_since_last_index_entry > self.index.interval_bytes {
+            let relative = (header.last_offset() - self.base_offset) as u32;
+            if let Some(index) = self.offset_index.as_mut() {
+                index.push(OffsetEntry {
+                    relative_offset: relative,
+                    position: position as u32,
+                });
+            }
+            let rel_max = (self.offset_of_max_timestamp - self.base_offset) as u32;
+            if let Some(index) = self.time_index.as_mut() {
+                index.maybe_push(self.max_timestamp, rel_max);
+            }
+            self.bytes_since_last_index_entry = 0;
+        }
+        self.bytes_since_last_index_entry += header.size() as u64;
+        self.next_offset = header.next_offset();
+    }
+
+    /// Reads the header of the batch at `position`, or `None` if fewer than a header's bytes
+    /// of the segment remain there.
+    pub fn header_at(&self, file: &File, position: u64) -> Result<Option<BatchHeader>> {
+        if position + HEADER_SIZE as u64 > self.size {
+            return Ok(None);
+        }
+        let mut buf = [0u8; HEADER_SIZE];
+        fs::read_exact_at(file, &self.log_path, &mut buf, position)?;
+        Ok(BatchHeader::parse(&buf))
+    }
+
+    /// The position and header of the batch that contains `offset` (or the first batch after
+    /// it, for gaps), if any.
+    pub fn find(&mut self, cache: &FileCache, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
+        self.load_indexes(cache)?;
+        let mut position = self
+            .offset_index
+            .as_ref()
+            .map_or(0, |i| u64::from(i.position_for(self.base_offset, offset)));
+        let file = self.file(cache)?;
+        while let Some(header) = self.header_at(&file, position)? {
+            if header.last_offset() >= offset {
+                return Ok(Some((position, header)));
+            }
+            position += header.size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Position of the first batch whose base offset is `>= offset` (the segment size if none):
+    /// the end of what may be read below a bound such as the high watermark.
+    pub fn position_of_bound(&mut self, cache: &FileCache, offset: i64) -> Result<u64> {
+        if offset >= self.next_offset {
+            return Ok(self.size);
+        }
+        Ok(match self.find(cache, offset)? {
+            Some((position, header)) if header.base_offset >= offset => position,
+            Some((position, header)) => position + header.size() as u64,
+            None => self.size,
+        })
+    }
+
+    /// The bytes of the batch at `position`.
+    pub fn read_batch(
+        &self,
+        cache: &FileCache,
+        position: u64,
+        header: &BatchHeader,
+    ) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; header.size()];
+        fs::read_exact_at(&*self.file(cache)?, &self.log_path, &mut buf, position)?;
+        Ok(buf)
+    }
+
+    /// The first batch whose max timestamp is `>= timestamp`.
+    pub fn find_by_timestamp(
+        &mut self,
+        cache: &FileCache,
+        timestamp: i64,
+    ) -> Result<Option<(u64, BatchHeader)>> {
+        self.load_indexes(cache)?;
+        let start_offset = self
+            .time_index
+            .as_ref()
+            .and_then(|i| i.floor(timestamp, true))
+            .map_or(self.base_offset, |e| {
+                self.base_offset + i64::from(e.relative_offset)
+            });
+        let mut next = self.find(cache, start_offset)?;
+        let file = self.file(cache)?;
+        while let Some((position, header)) = next {
+            if header.max_timestamp >= timestamp {
+                return Ok(Some((position, header)));
+            }
+            let following = position + header.size() as u64;
+            next = self.header_at(&file, following)?.map(|h| (following, h));
+        }
+        Ok(None)
+    }
+
+    /// Loads the index files if they are not in memory. A file that is missing, torn or
+    /// inconsistent with the log is rebuilt by scanning the segment's headers.
+    pub fn load_indexes(&mut self, cache: &FileCache) -> Result<()> {
+        if self.offset_index.is_some() && self.time_index.is_some() {
+            return Ok(());
+        }
+        let offset_index = read_file(&self.index_path())?
+            .and_then(|b| OffsetIndex::from_file_bytes(&b, self.index.max_bytes))
+            .filter(|i| i.is_consistent_with(self.size));
+        let time_index = read_file(&self.time_index_path())?
+            .and_then(|b| TimeIndex::from_file_bytes(&b, self.index.max_bytes));
+        match (offset_index, time_index) {
+            (Some(o), Some(t)) => {
+                self.offset_index = Some(o);
+                self.time_index = Some(t);
+            }
+            _ => {
+                tracing::warn!(segment = %self.log_path.display(), "index missing or corrupt; rebuilding");
+                self.rebuild_from_scan(cache, false)?;
+                self.persist_indexes(true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets `next_offset`, max timestamp and (for the active segment) the indexing cursor
+    /// after a clean open, reading only the tail past the last index entry.
+    pub fn open_trusted(&mut self, cache: &FileCache) -> Result<()> {
+        self.load_indexes(cache)?;
+        let mut position = self
+            .offset_index
+            .as_ref()
+            .and_then(|i| i.last())
+            .map_or(0, |e| u64::from(e.position));
+        let file = self.file(cache)?;
+        let mut since_index = 0u64;
+        while let Some(header) = self.header_at(&file, position)? {
+            self.next_offset = header.next_offset();
+            since_index += header.size() as u64;
+            position += header.size() as u64;
+            if header.max_timestamp > self.max_timestamp {
+                self.max_timestamp = header.max_timestamp;
+                self.offset_of_max_timestamp = header.base_offset;
+            }
+        }
+        self.bytes_since_last_index_entry = since_index;
+        if let Some(last) = self.time_index.as_ref().and_then(|t| t.last()) {
+            if last.timestamp >= self.max_timestamp {
+                self.max_timestamp = last.timestamp;
+                self.offset_of_max_timestamp = self.base_offset + i64::from(last.relative_offset);
+            }
+        }
+        Ok(())
+    }
+
+    /// Scans every batch from the start, rebuilding both indexes. With `verify`, each batch's
+    /// CRC and offsets are checked and the scan stops at the first invalid one; the caller
+    /// decides whether to truncate there. Never reads past the file or allocates more than the
+    /// bytes the file has.
+    pub fn rebuild_from_scan(&mut self, cache: &FileCache, verify: bool) -> Result<ScanOutcome> {
+        let file = self.file(cache)?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| LogError::io("stat segment", &self.log_path, e))?
+            .len();
+        let mut reader = BufReader::with_capacity(1 << 20, &*file);
+        reader
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| LogError::io("seek", &self.log_path, e))?;
+        self.offset_index = Some(OffsetIndex::new(self.index.max_bytes));
+        self.time_index = Some(TimeIndex::new(self.index.max_bytes));
+        self.bytes_since_last_index_entry = 0;
+        self.max_timestamp = -1;
+        self.offset_of_max_timestamp = -1;
+        self.next_offset = self.base_offset;
+        let mut position = 0u64;
+        let mut batches = 0u64;
+        let mut buf = Vec::new();
+        let stopped_because = loop {
+            if position == file_len {
+                break None;
+            }
+            if position + HEADER_SIZE as u64 > file_len {
+                break Some(format!(
+                    "{} trailing bytes are not a batch",
+                    file_len - position
+                ));
+            }
+            let mut head = [0u8; HEADER_SIZE];
+            reader
+                .read_exact(&mut head)
+                .map_err(|e| LogError::io("read", &self.log_path, e))?;
+            let Some(header) = BatchHeader::parse(&head) else {
+                break Some("unreadable header".to_string());
+            };
+            if let Err(e) = header.check_shape(position as usize) {
+                break Some(e.to_string());
+            }
+            let size = header.size() as u64;
+            if position + size > file_len {
+                break Some(format!(
+                    "batch at {position} declares {size} bytes past the end"
+                ));
+            }
+            if header.base_offset < self.next_offset
+                || header.last_offset() - self.base_offset > i64::from(i32::MAX)
+            {
+                break Some(format!(
+                    "batch at {position} has offset {} but {} was expected",
+                    header.base_offset, self.next_offset
+                ));
+            }
+            if verify {
+                buf.clear();
+                buf.extend_from_slice(&head);
+                buf.resize(size as usize, 0);
+                reader
+                    .read_exact(buf.get_mut(HEADER_SIZE..).unwrap_or_default())
+                    .map_err(|e| LogError::io("read", &self.log_path, e))?;
+                if let Err(e) = batch::validate(&buf, position as usize) {
+                    break Some(e.to_string());
+                }
+            } else {
+                reader
+                    .seek_relative((size - HEADER_SIZE as u64) as i64)
+                    .map_err(|e| LogError::io("seek", &self.log_path, e))?;
+            }
+            self.index_batch(position, &header);
+            position += size;
+            batches += 1;
+        };
+        self.size = position;
+        Ok(ScanOutcome {
+            valid_bytes: position,
+            invalid_bytes: file_len - position,
+            stopped_because,
+            batches,
+        })
+    }
+
+    /// Cuts the `.log` file to `size` bytes (after a scan found its valid prefix).
+    pub fn truncate_file_to_size(&mut self, cache: &FileCache) -> Result<()> {
+        let file = self.file(cache)?;
+        file.set_len(self.size)
+            .map_err(|e| LogError::io("truncate", &self.log_path, e))
+    }
+
+    /// Removes every batch whose last offset is `>= offset`; returns the new next offset.
+    pub fn truncate_to(&mut self, cache: &FileCache, offset: i64) -> Result<i64> {
+        let Some((position, _)) = self.find(cache, offset)? else {
+            return Ok(self.next_offset);
+        };
+        let file = self.file(cache)?;
+        file.set_len(position)
+            .map_err(|e| LogError::io("truncate", &self.log_path, e))?;
+        // Rebuild the tail state from the surviving bytes: cheap compared with replication.
+        self.size = position;
+        self.rebuild_from_scan(cache, false)?;
+        self.persist_indexes(false)?;
+        Ok(self.next_offset)
+    }
+
+    /// Writes index entries not yet on disk; with `sync`, fsyncs the index files too.
+    pub fn persist_indexes(&mut self, sync: bool) -> Result<()> {
+        let index_path = self.index_path();
+        let time_path = self.time_index_path();
+        if let Some(index) = self.offset_index.as_mut() {
+            persist(&index_path, index.unpersisted(), index.file_len(), sync)?;
+            index.mark_persisted();
+        }
+        if let Some(index) = self.time_index.as_mut() {
+            persist(&time_path, index.unpersisted(), index.file_len(), sync)?;
+            index.mark_persisted();
+        }
+        Ok(())
+    }
+
+    /// Called when the segment stops being the active one or the log closes: record the final
+    /// max timestamp in the time index (Kafka's `onBecomeInactiveSegment`) so a later open
+    /// knows it without a scan.
+    pub fn seal(&mut self, cache: &FileCache) -> Result<()> {
+        if self.max_timestamp >= 0 {
+            self.load_indexes(cache)?;
+            let rel = (self.offset_of_max_timestamp - self.base_offset) as u32;
+            if let Some(t) = self.time_index.as_mut() {
+                t.maybe_push(self.max_timestamp, rel);
+            }
+        }
+        Ok(())
+    }
+
+    /// fdatasync of the `.log` file.
+    pub fn sync(&self, cache: &FileCache) -> Result<()> {
+        self.file(cache)?
+            .sync_data()
+            .map_err(|e| LogError::io("fsync", &self.log_path, e))
+    }
+
+    /// Deletes the segment's files through a `.deleted` rename (as Kafka does), so a crash
+    /// halfway never leaves a segment that looks live but is partly gone.
+    pub fn delete(self, cache: &FileCache) -> Result<()> {
+        cache.forget(self.log_key);
+        for path in [
+            self.log_path.clone(),
+            self.index_path(),
+            self.time_index_path(),
+        ] {
+            let deleted = PathBuf::from(format!("{}.deleted", path.display()));
+            match std::fs::rename(&path, &deleted) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(LogError::io("rename for deletion", &path, e)),
+            }
+            std::fs::remove_file(&deleted).map_err(|e| LogError::io("delete", &deleted, e))?;
+        }
+        Ok(())
+    }
+
+    /// Memory held by the in-memory indexes, for the budget tests.
+    pub fn index_memory_bytes(&self) -> usize {
+        self.offset_index.as_ref().map_or(0, |i| i.len() * 8)
+            + self.time_index.as_ref().map_or(0, |i| i.len() * 12)
+    }
+}
+
+fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LogError::io("read index", path, e)),
+    }
+}
+
+fn persist(path: &Path, (position, bytes): (u64, Vec<u8>), len: u64, sync: bool) -> Result<()> {
+    let file = fs::open_read_write(path, true)?;
+    if !bytes.is_empty() {
+        file.write_all_at(&bytes, position)
+            .map_err(|e| LogError::io("write index", path, e))?;
+    }
+    file.set_len(len)
+        .map_err(|e| LogError::io("truncate index", path, e))?;
+    if sync {
+        file.sync_data()
+            .map_err(|e| LogError::io("fsync index", path, e))?;
+    }
+    Ok(())
+}
