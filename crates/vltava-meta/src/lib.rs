@@ -25,3 +25,6 @@ pub use controller::{
 pub use error::{ControllerError, MetaError};
 pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage};
 pub use uuid::Uuid;
+pub mod quorum;
+
+pub use quorum::{MetadataQuorum, QuorumConfig};
