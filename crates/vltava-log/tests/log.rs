@@ -22,7 +22,10 @@ fn appends_get_dense_offsets_and_read_back_byte_for_byte() {
     let read = read_all(&log, 0);
     assert_eq!(read.len(), 20);
     for ((header, bytes), want) in read.iter().zip(&expected) {
-        assert_eq!(bytes, want, "stored bytes differ from the offset-assigned input");
+        assert_eq!(
+            bytes, want,
+            "stored bytes differ from the offset-assigned input"
+        );
         assert_eq!(header.partition_leader_epoch, 5);
         batch::validate(bytes, 0).expect("CRC still valid on disk");
     }
@@ -39,7 +42,10 @@ fn a_read_starts_at_the_batch_containing_the_offset() {
         let info = log.read(offset, 1 << 20, i64::MAX, true).expect("read");
         let bytes = info.range.expect("data").read_to_vec().expect("bytes");
         let header = BatchHeader::parse(&bytes).expect("header");
-        assert!(header.base_offset <= offset && offset <= header.last_offset(), "offset {offset}");
+        assert!(
+            header.base_offset <= offset && offset <= header.last_offset(),
+            "offset {offset}"
+        );
     }
 }
 
@@ -52,15 +58,30 @@ fn reads_stop_below_the_upper_bound_and_respect_max_bytes() {
         log.append(&mut batch(1, "x", 1), 0, 0).expect("append");
     }
     let info = log.read(0, 1 << 20, 4, false).expect("read");
-    assert_eq!(info.range.expect("data").length, 4 * one, "high watermark bound");
+    assert_eq!(
+        info.range.expect("data").length,
+        4 * one,
+        "high watermark bound"
+    );
     let info = log.read(4, 1 << 20, 4, false).expect("read");
     assert!(info.range.is_none(), "nothing at or above the bound");
     let info = log.read(0, one * 2 + 5, i64::MAX, false).expect("read");
-    assert_eq!(info.range.expect("data").length, one * 2 + 5, "cut at max_bytes like Kafka");
+    assert_eq!(
+        info.range.expect("data").length,
+        one * 2 + 5,
+        "cut at max_bytes like Kafka"
+    );
     let info = log.read(0, 3, i64::MAX, false).expect("read");
-    assert!(info.range.is_none(), "an incomplete first batch is not returned");
+    assert!(
+        info.range.is_none(),
+        "an incomplete first batch is not returned"
+    );
     let info = log.read(0, 3, i64::MAX, true).expect("read");
-    assert_eq!(info.range.expect("data").length, one, "min_one_batch returns one whole batch");
+    assert_eq!(
+        info.range.expect("data").length,
+        one,
+        "min_one_batch returns one whole batch"
+    );
 }
 
 #[test]
@@ -68,26 +89,56 @@ fn offsets_outside_the_log_are_out_of_range() {
     let root = tempfile::tempdir().expect("tempdir");
     let (_dir, log) = open(root.path(), LogConfig::default());
     log.append(&mut batch(1, "x", 2), 0, 0).expect("append");
-    assert!(log.read(2, 100, i64::MAX, true).expect("at end").range.is_none());
+    assert!(log
+        .read(2, 100, i64::MAX, true)
+        .expect("at end")
+        .range
+        .is_none());
     let err = log.read(3, 100, i64::MAX, true).expect_err("past end");
-    assert!(matches!(err, LogError::OffsetOutOfRange { requested: 3, log_start_offset: 0, log_end_offset: 2 }));
+    assert!(matches!(
+        err,
+        LogError::OffsetOutOfRange {
+            requested: 3,
+            log_start_offset: 0,
+            log_end_offset: 2
+        }
+    ));
     assert_eq!(err.kafka_error_code(), 1);
 }
 
 #[test]
 fn invalid_appends_change_nothing() {
     let root = tempfile::tempdir().expect("tempdir");
-    let (_dir, log) = open(root.path(), LogConfig { max_message_bytes: 200, ..LogConfig::default() });
+    let (_dir, log) = open(
+        root.path(),
+        LogConfig {
+            max_message_bytes: 200,
+            ..LogConfig::default()
+        },
+    );
     log.append(&mut batch(1, "ok", 1), 0, 0).expect("append");
     let mut bad_crc = batch(1, "x", 1);
     let last = bad_crc.len() - 1;
     bad_crc[last] ^= 1;
-    assert_eq!(log.append(&mut bad_crc, 0, 0).expect_err("crc").kafka_error_code(), 2);
+    assert_eq!(
+        log.append(&mut bad_crc, 0, 0)
+            .expect_err("crc")
+            .kafka_error_code(),
+        2
+    );
     let mut big = batch(1, &"y".repeat(300), 1);
-    assert_eq!(log.append(&mut big, 0, 0).expect_err("too large").kafka_error_code(), 10);
+    assert_eq!(
+        log.append(&mut big, 0, 0)
+            .expect_err("too large")
+            .kafka_error_code(),
+        10
+    );
     let mut mixed = batch(1, "a", 1);
     mixed.extend(bad_crc);
-    assert!(log.append(&mut mixed, 0, 0).is_err(), "one bad batch rejects the whole append");
+    assert!(
+        log.append(&mut mixed, 0, 0).is_err(),
+        "one bad batch rejects the whole append"
+    );
     assert!(log.append(&mut [], 0, 0).is_err(), "empty append");
     assert_eq!(log.log_end_offset(), 1);
     assert_eq!(read_all(&log, 0).len(), 1);
@@ -102,14 +153,24 @@ fn segments_roll_by_size_and_keep_kafka_file_names() {
         log.append(&mut batch(1, "roll", 5), 0, 0).expect("append");
     }
     let per_segment = 4096 / size;
-    assert_eq!(log.segment_count() as u64, 100_u64.div_ceil(per_segment), "4 KiB segments must roll");
+    assert_eq!(
+        log.segment_count() as u64,
+        100_u64.div_ceil(per_segment),
+        "4 KiB segments must roll"
+    );
     let names: Vec<String> = std::fs::read_dir(root.path().join("orders-0"))
         .expect("list")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     assert!(names.contains(&"00000000000000000000.log".to_string()));
-    assert!(names.iter().any(|n| n.ends_with(".log") && n != "00000000000000000000.log"));
-    assert_eq!(read_all(&log, 0).len(), 100, "reads cross segment boundaries");
+    assert!(names
+        .iter()
+        .any(|n| n.ends_with(".log") && n != "00000000000000000000.log"));
+    assert_eq!(
+        read_all(&log, 0).len(),
+        100,
+        "reads cross segment boundaries"
+    );
     for entry in std::fs::read_dir(root.path().join("orders-0")).expect("list") {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "log") {
@@ -121,11 +182,20 @@ fn segments_roll_by_size_and_keep_kafka_file_names() {
 #[test]
 fn segments_roll_by_age() {
     let root = tempfile::tempdir().expect("tempdir");
-    let (_dir, log) = open(root.path(), LogConfig { segment_ms: 1_000, ..LogConfig::default() });
-    log.append(&mut batch(1, "a", 1), 0, 10_000).expect("append");
-    log.append(&mut batch(1, "b", 1), 0, 10_500).expect("append");
+    let (_dir, log) = open(
+        root.path(),
+        LogConfig {
+            segment_ms: 1_000,
+            ..LogConfig::default()
+        },
+    );
+    log.append(&mut batch(1, "a", 1), 0, 10_000)
+        .expect("append");
+    log.append(&mut batch(1, "b", 1), 0, 10_500)
+        .expect("append");
     assert_eq!(log.segment_count(), 1);
-    log.append(&mut batch(1, "c", 1), 0, 11_000).expect("append");
+    log.append(&mut batch(1, "c", 1), 0, 11_000)
+        .expect("append");
     assert_eq!(log.segment_count(), 2);
 }
 
@@ -134,23 +204,39 @@ fn timestamp_lookup_finds_the_first_batch_at_or_after() {
     let root = tempfile::tempdir().expect("tempdir");
     let (_dir, log) = open(root.path(), small_segments());
     for i in 0..60 {
-        log.append(&mut batch(1_000 + i * 10, "t", 2), 0, 0).expect("append");
+        log.append(&mut batch(1_000 + i * 10, "t", 2), 0, 0)
+            .expect("append");
     }
-    let found = log.find_batch_by_timestamp(1_205).expect("lookup").expect("some");
+    let found = log
+        .find_batch_by_timestamp(1_205)
+        .expect("lookup")
+        .expect("some");
     let header = BatchHeader::parse(&found).expect("header");
     assert_eq!(header.max_timestamp, 1_210);
     assert_eq!(header.base_offset, 42);
-    assert!(log.find_batch_by_timestamp(99_999).expect("lookup").is_none());
-    let first = log.find_batch_by_timestamp(0).expect("lookup").expect("some");
+    assert!(log
+        .find_batch_by_timestamp(99_999)
+        .expect("lookup")
+        .is_none());
+    let first = log
+        .find_batch_by_timestamp(0)
+        .expect("lookup")
+        .expect("some");
     assert_eq!(BatchHeader::parse(&first).expect("header").base_offset, 0);
     let max = log.max_timestamp_batch().expect("max").expect("some");
-    assert_eq!(BatchHeader::parse(&max).expect("header").max_timestamp, 1_590);
+    assert_eq!(
+        BatchHeader::parse(&max).expect("header").max_timestamp,
+        1_590
+    );
 }
 
 #[test]
 fn log_append_time_stamps_the_broker_clock() {
     let root = tempfile::tempdir().expect("tempdir");
-    let config = LogConfig { message_timestamp_type: TimestampType::LogAppendTime, ..LogConfig::default() };
+    let config = LogConfig {
+        message_timestamp_type: TimestampType::LogAppendTime,
+        ..LogConfig::default()
+    };
     let (_dir, log) = open(root.path(), config);
     let info = log.append(&mut batch(5, "x", 1), 0, 777).expect("append");
     assert_eq!(info.log_append_time_ms, 777);
@@ -165,15 +251,22 @@ fn truncation_removes_whole_batches_and_later_segments() {
     let root = tempfile::tempdir().expect("tempdir");
     let (_dir, log) = open(root.path(), small_segments());
     for i in 0..100 {
-        log.append(&mut batch(i, "t", 2), i as i32 / 10, 0).expect("append");
+        log.append(&mut batch(i, "t", 2), i as i32 / 10, 0)
+            .expect("append");
     }
     log.truncate_to(101).expect("truncate mid-batch");
-    assert_eq!(log.log_end_offset(), 100, "the batch holding 101 goes whole");
+    assert_eq!(
+        log.log_end_offset(),
+        100,
+        "the batch holding 101 goes whole"
+    );
     log.truncate_to(37).expect("truncate");
     assert_eq!(log.log_end_offset(), 36);
     assert_eq!(read_all(&log, 0).len(), 18);
     assert_eq!(log.latest_leader_epoch(), Some(1));
-    let info = log.append(&mut batch(1, "after", 1), 9, 0).expect("append after truncation");
+    let info = log
+        .append(&mut batch(1, "after", 1), 9, 0)
+        .expect("append after truncation");
     assert_eq!(info.base_offset, 36);
     log.truncate_to(0).expect("truncate all");
     assert_eq!(log.log_end_offset(), 0);
@@ -194,29 +287,43 @@ fn offset_for_leader_epoch_follows_the_epoch_cache() {
     assert_eq!(log.end_offset_for_epoch(2), Some((2, 7)));
     assert_eq!(log.end_offset_for_epoch(5), Some((5, 8)));
     assert_eq!(log.end_offset_for_epoch(6), None);
-    let text = std::fs::read_to_string(root.path().join("orders-0/leader-epoch-checkpoint")).expect("file");
+    let text = std::fs::read_to_string(root.path().join("orders-0/leader-epoch-checkpoint"))
+        .expect("file");
     assert_eq!(text, "0\n3\n0 0\n2 3\n5 7\n");
 }
 
 #[test]
 fn retention_deletes_old_segments_and_moves_the_log_start() {
     let root = tempfile::tempdir().expect("tempdir");
-    let config = LogConfig { retention_ms: 1_000, ..small_segments() };
+    let config = LogConfig {
+        retention_ms: 1_000,
+        ..small_segments()
+    };
     let (_dir, log) = open(root.path(), config);
     for i in 0..100 {
-        log.append(&mut batch(i * 100, "r", 2), 0, 0).expect("append");
+        log.append(&mut batch(i * 100, "r", 2), 0, 0)
+            .expect("append");
     }
     let segments = log.segment_count();
     let deleted = log.apply_retention(9_000).expect("retention");
     assert!(deleted > 0 && (deleted as usize) < segments);
     let start = log.log_start_offset();
     assert!(start > 0);
-    assert!(matches!(log.read(0, 100, i64::MAX, true), Err(LogError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(0, 100, i64::MAX, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
     let first = read_all(&log, start);
     assert_eq!(first[0].0.base_offset, start);
     let leftovers = std::fs::read_dir(root.path().join("orders-0"))
         .expect("list")
-        .filter(|e| e.as_ref().expect("entry").file_name().to_string_lossy().ends_with(".deleted"))
+        .filter(|e| {
+            e.as_ref()
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".deleted")
+        })
         .count();
     assert_eq!(leftovers, 0);
     // Everything expired: the active segment stays.
@@ -228,13 +335,21 @@ fn retention_deletes_old_segments_and_moves_the_log_start() {
 #[test]
 fn size_retention_keeps_the_log_under_retention_bytes() {
     let root = tempfile::tempdir().expect("tempdir");
-    let config = LogConfig { retention_ms: -1, retention_bytes: 10_000, ..small_segments() };
+    let config = LogConfig {
+        retention_ms: -1,
+        retention_bytes: 10_000,
+        ..small_segments()
+    };
     let (_dir, log) = open(root.path(), config);
     for i in 0..200 {
         log.append(&mut batch(i, "s", 2), 0, 0).expect("append");
     }
     log.apply_retention(0).expect("retention");
-    assert!(log.size_bytes() <= 10_000 + 4096, "size {}", log.size_bytes());
+    assert!(
+        log.size_bytes() <= 10_000 + 4096,
+        "size {}",
+        log.size_bytes()
+    );
     assert!(log.size_bytes() > 10_000 - 4096);
 }
 
@@ -247,8 +362,15 @@ fn delete_records_advances_the_log_start_offset() {
     }
     log.advance_log_start_offset(150).expect("advance");
     assert_eq!(log.log_start_offset(), 150);
-    assert!(matches!(log.read(149, 100, i64::MAX, true), Err(LogError::OffsetOutOfRange { .. })));
-    assert!(log.read(150, 100, i64::MAX, true).expect("read").range.is_some());
+    assert!(matches!(
+        log.read(149, 100, i64::MAX, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert!(log
+        .read(150, 100, i64::MAX, true)
+        .expect("read")
+        .range
+        .is_some());
     assert!(log.advance_log_start_offset(201).is_err());
 }
 
@@ -267,7 +389,10 @@ fn a_clean_restart_keeps_everything() {
     assert!(root.path().join(".kafka_cleanshutdown").exists());
     let (dir, log) = open(root.path(), small_segments());
     assert!(dir.was_clean_shutdown());
-    assert!(!root.path().join(".kafka_cleanshutdown").exists(), "marker removed on open");
+    assert!(
+        !root.path().join(".kafka_cleanshutdown").exists(),
+        "marker removed on open"
+    );
     assert_eq!(log.log_end_offset(), 240);
     assert_eq!(read_all(&log, 0), before);
     assert_eq!(log.latest_leader_epoch(), Some(2));
@@ -284,14 +409,21 @@ fn flush_makes_offsets_durable_and_advances_the_recovery_point() {
     log.flush(info.last_offset + 1).expect("flush");
     assert_eq!(log.flushed_offset(), 10);
     dir.checkpoint().expect("checkpoint");
-    let text = std::fs::read_to_string(root.path().join("recovery-point-offset-checkpoint")).expect("read");
+    let text = std::fs::read_to_string(root.path().join("recovery-point-offset-checkpoint"))
+        .expect("read");
     assert_eq!(text, "0\n1\norders 0 10\n");
 }
 
 #[test]
 fn flush_messages_policy_fsyncs_during_append() {
     let root = tempfile::tempdir().expect("tempdir");
-    let (_dir, log) = open(root.path(), LogConfig { flush_messages: 5, ..LogConfig::default() });
+    let (_dir, log) = open(
+        root.path(),
+        LogConfig {
+            flush_messages: 5,
+            ..LogConfig::default()
+        },
+    );
     log.append(&mut batch(1, "a", 3), 0, 0).expect("append");
     assert_eq!(log.flushed_offset(), 0);
     log.append(&mut batch(1, "b", 3), 0, 0).expect("append");
@@ -301,7 +433,13 @@ fn flush_messages_policy_fsyncs_during_append() {
 #[test]
 fn flush_ms_policy_flushes_old_appends() {
     let root = tempfile::tempdir().expect("tempdir");
-    let (_dir, log) = open(root.path(), LogConfig { flush_ms: 100, ..LogConfig::default() });
+    let (_dir, log) = open(
+        root.path(),
+        LogConfig {
+            flush_ms: 100,
+            ..LogConfig::default()
+        },
+    );
     log.append(&mut batch(1, "a", 3), 0, 1_000).expect("append");
     assert!(!log.flush_if_due(1_050).expect("not yet"));
     assert!(log.flush_if_due(1_100).expect("due"));
@@ -321,14 +459,25 @@ fn deleting_a_partition_removes_its_directory() {
 #[test]
 fn open_files_stay_within_the_budget_across_many_partitions() {
     let root = tempfile::tempdir().expect("tempdir");
-    let dir = vltava_log::LogDir::open(root.path(), vltava_log::LogDirOptions { max_open_files: 64 }).expect("open");
+    let dir = vltava_log::LogDir::open(
+        root.path(),
+        vltava_log::LogDirOptions { max_open_files: 64 },
+    )
+    .expect("open");
     for p in 0..500 {
-        let log = dir.open_log(&vltava_log::TopicPartition::new("many", p), LogConfig::default()).expect("open");
+        let log = dir
+            .open_log(
+                &vltava_log::TopicPartition::new("many", p),
+                LogConfig::default(),
+            )
+            .expect("open");
         log.append(&mut batch(1, "m", 1), 0, 0).expect("append");
         assert!(dir.open_file_count() <= 64);
     }
     for p in 0..500 {
-        let log = dir.get(&vltava_log::TopicPartition::new("many", p)).expect("open");
+        let log = dir
+            .get(&vltava_log::TopicPartition::new("many", p))
+            .expect("open");
         assert_eq!(read_all(&log, 0).len(), 1, "evicted files reopen on demand");
     }
     assert!(dir.open_file_count() <= 64);

@@ -29,9 +29,13 @@ fn copy_dir(from: &Path, to: &Path) {
 fn crashed_log(root: &Path, batches: usize, config: LogConfig) -> Vec<Vec<u8>> {
     let (_dir, log) = open(root, config);
     for i in 0..batches {
-        log.append(&mut batch(i as i64, &format!("c{i}"), 2), 0, 0).expect("append");
+        log.append(&mut batch(i as i64, &format!("c{i}"), 2), 0, 0)
+            .expect("append");
     }
-    read_all(&log, 0).into_iter().map(|(_, bytes)| bytes).collect()
+    read_all(&log, 0)
+        .into_iter()
+        .map(|(_, bytes)| bytes)
+        .collect()
 }
 
 #[test]
@@ -43,15 +47,24 @@ fn a_tail_cut_at_every_byte_of_the_last_batch_keeps_exactly_the_earlier_batches(
     for cut in last_start..=total {
         let root = tempfile::tempdir().expect("tempdir");
         copy_dir(template.path(), root.path());
-        let file = std::fs::OpenOptions::new().write(true).open(segment_path(root.path(), 0)).expect("open");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(segment_path(root.path(), 0))
+            .expect("open");
         file.set_len(cut as u64).expect("cut");
         let (_dir, log) = open(root.path(), LogConfig::default());
         let survivors: Vec<Vec<u8>> = read_all(&log, 0).into_iter().map(|(_, b)| b).collect();
         let expect = if cut == total { 5 } else { 4 };
         assert_eq!(survivors, written[..expect].to_vec(), "cut at byte {cut}");
         assert_eq!(log.log_end_offset(), expect as i64 * 2);
-        let len = std::fs::metadata(segment_path(root.path(), 0)).expect("stat").len();
-        assert_eq!(len as usize, if cut == total { total } else { last_start }, "torn bytes removed from the file");
+        let len = std::fs::metadata(segment_path(root.path(), 0))
+            .expect("stat")
+            .len();
+        assert_eq!(
+            len as usize,
+            if cut == total { total } else { last_start },
+            "torn bytes removed from the file"
+        );
         // The log accepts appends right after the valid prefix.
         let info = log.append(&mut batch(1, "next", 1), 0, 0).expect("append");
         assert_eq!(info.base_offset, expect as i64 * 2);
@@ -62,7 +75,14 @@ fn a_tail_cut_at_every_byte_of_the_last_batch_keeps_exactly_the_earlier_batches(
 fn a_flipped_bit_truncates_at_the_damaged_batch() {
     let template = tempfile::tempdir().expect("tempdir");
     let written = crashed_log(template.path(), 8, LogConfig::default());
-    let starts: Vec<usize> = written.iter().scan(0, |pos, b| { let s = *pos; *pos += b.len(); Some(s) }).collect();
+    let starts: Vec<usize> = written
+        .iter()
+        .scan(0, |pos, b| {
+            let s = *pos;
+            *pos += b.len();
+            Some(s)
+        })
+        .collect();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     for victim in 0..8 {
         for _ in 0..6 {
@@ -84,7 +104,11 @@ fn a_flipped_bit_truncates_at_the_damaged_batch() {
             std::fs::write(&path, &bytes).expect("write");
             let (_dir, log) = open(root.path(), LogConfig::default());
             let survivors: Vec<Vec<u8>> = read_all(&log, 0).into_iter().map(|(_, b)| b).collect();
-            assert_eq!(survivors, written[..victim].to_vec(), "bit flip at byte {byte} of batch {victim}");
+            assert_eq!(
+                survivors,
+                written[..victim].to_vec(),
+                "bit flip at byte {byte} of batch {victim}"
+            );
         }
     }
 }
@@ -115,7 +139,11 @@ fn corruption_in_an_early_segment_deletes_every_later_segment() {
         survivors.iter().map(|(_, b)| b.clone()).collect::<Vec<_>>(),
         written[..survivors.len()].to_vec()
     );
-    assert_eq!(log.segment_count(), 2, "segments after the corrupt one are deleted");
+    assert_eq!(
+        log.segment_count(),
+        2,
+        "segments after the corrupt one are deleted"
+    );
 }
 
 #[test]
@@ -124,13 +152,15 @@ fn fsynced_batches_survive_a_torn_unflushed_tail() {
     let flushed = {
         let (dir, log) = open(root.path(), LogConfig::default());
         for i in 0..10 {
-            log.append(&mut batch(i, "durable", 3), 0, 0).expect("append");
+            log.append(&mut batch(i, "durable", 3), 0, 0)
+                .expect("append");
         }
         log.flush(30).expect("flush");
         dir.checkpoint().expect("checkpoint");
         let flushed = read_all(&log, 0);
         for i in 0..10 {
-            log.append(&mut batch(i, "volatile", 3), 0, 0).expect("append");
+            log.append(&mut batch(i, "volatile", 3), 0, 0)
+                .expect("append");
         }
         flushed
     };
@@ -139,7 +169,12 @@ fn fsynced_batches_survive_a_torn_unflushed_tail() {
     let len = std::fs::metadata(&path).expect("stat").len();
     let flushed_bytes: usize = flushed.iter().map(|(_, b)| b.len()).sum();
     let cut = flushed_bytes as u64 + (len - flushed_bytes as u64) / 2 + 3;
-    std::fs::OpenOptions::new().write(true).open(&path).expect("open").set_len(cut).expect("cut");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open")
+        .set_len(cut)
+        .expect("cut");
     let (_dir, log) = open(root.path(), LogConfig::default());
     let survivors = read_all(&log, 0);
     assert!(survivors.len() >= 10);
@@ -152,7 +187,8 @@ fn missing_and_garbled_index_files_are_rebuilt() {
     let before = {
         let (dir, log) = open(root.path(), small_segments());
         for i in 0..150 {
-            log.append(&mut batch(1_000 + i, "idx", 2), 0, 0).expect("append");
+            log.append(&mut batch(1_000 + i, "idx", 2), 0, 0)
+                .expect("append");
         }
         dir.shutdown().expect("clean shutdown");
         read_all(&log, 0)
@@ -178,17 +214,37 @@ fn missing_and_garbled_index_files_are_rebuilt() {
     let (_dir, log) = open(root.path(), small_segments());
     assert_eq!(read_all(&log, 0), before);
     for offset in [0, 55, 101, 299] {
-        let bytes = log.read(offset, 1 << 16, i64::MAX, true).expect("read").range.expect("data").read_to_vec().expect("bytes");
+        let bytes = log
+            .read(offset, 1 << 16, i64::MAX, true)
+            .expect("read")
+            .range
+            .expect("data")
+            .read_to_vec()
+            .expect("bytes");
         let header = vltava_log::batch::BatchHeader::parse(&bytes).expect("header");
         assert!(header.base_offset <= offset && offset <= header.last_offset());
     }
-    let found = log.find_batch_by_timestamp(1_100).expect("lookup").expect("some");
-    assert_eq!(vltava_log::batch::BatchHeader::parse(&found).expect("header").max_timestamp, 1_100);
+    let found = log
+        .find_batch_by_timestamp(1_100)
+        .expect("lookup")
+        .expect("some");
+    assert_eq!(
+        vltava_log::batch::BatchHeader::parse(&found)
+            .expect("header")
+            .max_timestamp,
+        1_100
+    );
     // Every segment has its index files back.
     let count = |ext: &str| {
         std::fs::read_dir(&partition)
             .expect("list")
-            .filter(|e| e.as_ref().expect("entry").path().extension().is_some_and(|x| x == ext))
+            .filter(|e| {
+                e.as_ref()
+                    .expect("entry")
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == ext)
+            })
             .count()
     };
     assert_eq!(count("index"), count("log"));

@@ -19,7 +19,9 @@ pub fn open(root: &Path, config: LogConfig) -> (LogDir, Arc<Log>) {
 
 /// A batch whose values name their position in the test (`"<tag>-<i>"`).
 pub fn batch(timestamp: i64, tag: &str, records: usize) -> Vec<u8> {
-    let values: Vec<Vec<u8>> = (0..records).map(|i| format!("{tag}-{i}").into_bytes()).collect();
+    let values: Vec<Vec<u8>> = (0..records)
+        .map(|i| format!("{tag}-{i}").into_bytes())
+        .collect();
     let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
     build_test_batch(timestamp, &refs)
 }
