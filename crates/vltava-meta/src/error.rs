@@ -53,6 +53,9 @@ pub enum ControllerError {
     UnknownTopicId(uuid::Uuid),
     #[error("{0}")]
     InvalidConfig(String),
+    /// POLICY_VIOLATION, e.g. more partitions in one request than the controller accepts.
+    #[error("{0}")]
+    PolicyViolation(String),
     #[error("{0}")]
     InvalidRequest(String),
     #[error("This is not the correct controller for this cluster.")]
@@ -74,6 +77,7 @@ impl ControllerError {
             ControllerError::InvalidConfig(_) => 40,
             ControllerError::NotController => 41,
             ControllerError::InvalidRequest(_) => 42,
+            ControllerError::PolicyViolation(_) => 44,
             ControllerError::Storage(_) => 56,
             ControllerError::UnknownTopicId(_) => 100,
         }

@@ -37,7 +37,7 @@ pub fn place(
     }
     let n = brokers.len();
     let count = usize::try_from(num_partitions).unwrap_or(0);
-    let mut out = Vec::with_capacity(count);
+    let mut out = Vec::with_capacity(count.min(1024));
     for p in 0..count {
         let first = (start + p) % n;
         let replicas = (0..rf)

@@ -14,6 +14,14 @@ use crate::records::{ConfigResource, MetadataRecord};
 /// Kafka's `Topic.MAX_NAME_LENGTH`.
 pub const MAX_TOPIC_NAME_LENGTH: usize = 249;
 
+/// Kafka's `ReplicationControlManager.MAX_PARTITIONS_PER_BATCH`: the most partitions one request
+/// may create. It bounds the memory a single request can make the controller allocate.
+pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
+fn too_many_partitions() -> ControllerError {
+    ControllerError::PolicyViolation("Excessively large number of partitions per request.".into())
+}
+
 /// Kafka's `Topic.validate`: the reason a topic name is illegal, if it is.
 pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
     let reason = if name.is_empty() {
@@ -212,6 +220,35 @@ pub fn create_topics(
     for request in requests {
         *name_counts.entry(request.name.as_str()).or_default() += 1;
     }
+    let is_duplicate =
+        |r: &CreateTopicRequest| name_counts.get(r.name.as_str()).copied().unwrap_or(0) > 1;
+    // `validateTotalNumberOfPartitions`: an upper bound over the whole request, checked before
+    // anything is allocated; exceeding it fails every topic (duplicates were already answered).
+    let total_partitions: i64 = requests
+        .iter()
+        .filter(|r| !is_duplicate(r))
+        .map(|r| {
+            if !r.assignments.is_empty() {
+                i64::try_from(r.assignments.len()).unwrap_or(i64::MAX)
+            } else if r.num_partitions == -1 {
+                i64::from(defaults.num_partitions)
+            } else {
+                i64::from(r.num_partitions.max(0))
+            }
+        })
+        .fold(0i64, i64::saturating_add);
+    if total_partitions > MAX_PARTITIONS_PER_REQUEST {
+        return requests
+            .iter()
+            .map(|r| {
+                Err(if is_duplicate(r) {
+                    ControllerError::InvalidRequest("Duplicate topic name.".into())
+                } else {
+                    too_many_partitions()
+                })
+            })
+            .collect();
+    }
     // Existing names with collision characters, by their unified form.
     let mut colliding: BTreeMap<String, &str> = BTreeMap::new();
     for topic in image.topics() {
@@ -226,7 +263,7 @@ pub fn create_topics(
         .iter()
         .map(|request| {
             // ControllerApis rejects every copy of a name given twice.
-            if name_counts.get(request.name.as_str()).copied().unwrap_or(0) > 1 {
+            if is_duplicate(request) {
                 return Err(ControllerError::InvalidRequest(
                     "Duplicate topic name.".into(),
                 ));
@@ -362,6 +399,9 @@ pub fn create_partitions(
         )));
     }
     let additional = new_total - current;
+    if i64::from(additional) > MAX_PARTITIONS_PER_REQUEST {
+        return Err(too_many_partitions());
+    }
     let start = usize::try_from(current).unwrap_or(0) + image.topic_count();
     let assignments = place(
         &broker_ids(image),
@@ -511,6 +551,40 @@ mod tests {
         assert_eq!(
             err.message(),
             "Topic 'a_b' collides with existing topic: a.b"
+        );
+    }
+
+    #[test]
+    fn too_many_partitions_in_one_request_is_a_policy_violation() {
+        let image = image_with_brokers(&[1]);
+        let mut gen = ids();
+        let results = create_topics(
+            &image,
+            &[req("a", 5_000, 1), req("b", 5_001, 1)],
+            TopicDefaults::default(),
+            &mut gen,
+        );
+        for r in &results {
+            let err = r.clone().expect_err("over the cap");
+            assert_eq!(err.kafka_error_code(), 44);
+            assert_eq!(
+                err.message(),
+                "Excessively large number of partitions per request."
+            );
+        }
+        let results = create_topics(
+            &image,
+            &[req("huge", i32::MAX, 1)],
+            TopicDefaults::default(),
+            &mut gen,
+        );
+        assert_eq!(results[0].clone().expect_err("huge").kafka_error_code(), 44);
+        let image = with_topic(&image, "t", 1);
+        assert_eq!(
+            create_partitions(&image, "t", i32::MAX)
+                .expect_err("huge")
+                .kafka_error_code(),
+            44
         );
     }
 

@@ -82,8 +82,18 @@ pub(crate) async fn read_frame<T: for<'de> Deserialize<'de>>(
             format!("raft frame of {len} bytes exceeds the limit"),
         ));
     }
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).await?;
+    // Grow with the bytes that actually arrive, not with the length a peer claims.
+    let mut body = Vec::with_capacity(len.min(64 * 1024));
+    let read = (&mut *stream)
+        .take(len as u64)
+        .read_to_end(&mut body)
+        .await?;
+    if read != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "raft frame cut short",
+        ));
+    }
     serde_json::from_slice(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
