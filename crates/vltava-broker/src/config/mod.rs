@@ -1,0 +1,476 @@
+//! Server configuration, parsed low then high (the ripgrep way): `raw` turns `server.properties`
+//! and `--override` pairs into strings with origins; this module checks them once, at startup,
+//! into a validated [`BrokerConfig`] made of one struct per concern. Key names, meanings and
+//! defaults are Kafka's.
+
+mod keys;
+mod listeners;
+pub mod raw;
+pub mod topic;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+pub use listeners::{Endpoint, ListenerConfig};
+pub use raw::{Origin, RawConfig};
+
+/// A configuration problem; every variant names the key (and where it was set) or the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{}: {message}", path.display(), line.map_or("?".to_string(), |l| l.to_string()))]
+    Syntax {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("--override {0:?}: expected key=value")]
+    BadOverride(String),
+    #[error("{origin}: unknown configuration key {key:?}")]
+    UnknownKey { key: String, origin: Origin },
+    #[error("{origin}: invalid value {value:?} for {key}: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        origin: Origin,
+        reason: String,
+    },
+    #[error("invalid configuration: {0}")]
+    Inconsistent(String),
+}
+
+/// Identity of this node in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// `node.id` (alias `broker.id`).
+    pub node_id: i32,
+    /// `process.roles`; a node is always both broker and controller for now.
+    pub process_roles: Vec<String>,
+}
+
+/// The Raft metadata quorum (KIP-595 names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumSettings {
+    /// `controller.quorum.voters`: `id@host:port,...`; defaults to this node alone.
+    pub voters: Vec<(i32, SocketAddr)>,
+}
+
+/// Where data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// `log.dirs` (or `log.dir`); one directory per node for now.
+    pub log_dir: PathBuf,
+}
+
+impl StorageConfig {
+    /// `<log.dirs>/__cluster_metadata-0`, where KRaft keeps its log too.
+    pub fn metadata_dir(&self) -> PathBuf {
+        self.log_dir.join("__cluster_metadata-0")
+    }
+}
+
+/// Defaults for topics created without explicit settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDefaults {
+    /// `num.partitions` (1).
+    pub num_partitions: i32,
+    /// `default.replication.factor` (1).
+    pub default_replication_factor: i16,
+    /// `auto.create.topics.enable` (true).
+    pub auto_create_topics_enable: bool,
+    /// `delete.topic.enable` (true).
+    pub delete_topic_enable: bool,
+}
+
+/// Broker-wide defaults for per-topic log settings (`log.*` keys; topic configs override them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDefaults {
+    pub segment_bytes: u64,
+    pub segment_ms: u64,
+    pub segment_index_bytes: u64,
+    pub index_interval_bytes: u64,
+    pub flush_messages: u64,
+    pub flush_ms: u64,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub retention_check_interval_ms: u64,
+    /// `message.max.bytes` (1048588): the largest record batch a producer may send.
+    pub max_message_bytes: u32,
+    /// `log.message.timestamp.type`: `CreateTime` or `LogAppendTime`.
+    pub log_append_time: bool,
+}
+
+/// Socket server limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketConfig {
+    /// `socket.request.max.bytes` (100 MiB): larger frames close the connection before allocation.
+    pub request_max_bytes: usize,
+    /// `max.connections` (unlimited in Kafka; capped by a semaphore here).
+    pub max_connections: usize,
+}
+
+/// The validated configuration of one `vltava server`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    pub node: NodeConfig,
+    pub listeners: ListenerConfig,
+    pub quorum: QuorumSettings,
+    pub storage: StorageConfig,
+    pub topics: TopicDefaults,
+    pub log: LogDefaults,
+    pub socket: SocketConfig,
+    /// Known keys that were set but have no effect; the binary warns about each.
+    pub ignored_keys: Vec<(String, Origin)>,
+}
+
+const HOUR_MS: i64 = 60 * 60 * 1000;
+
+impl BrokerConfig {
+    /// Reads the optional properties file, applies overrides, validates.
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<BrokerConfig, ConfigError> {
+        let mut raw = match file {
+            Some(path) => RawConfig::from_file(path)?,
+            None => RawConfig::default(),
+        };
+        for pair in overrides {
+            raw.apply_override(pair)?;
+        }
+        BrokerConfig::from_raw(&raw)
+    }
+
+    /// The high level: every key known, every value typed and checked.
+    pub fn from_raw(raw: &RawConfig) -> Result<BrokerConfig, ConfigError> {
+        let mut ignored_keys = Vec::new();
+        for (key, value) in raw.iter() {
+            if keys::is_unsupported(key) {
+                ignored_keys.push((key.clone(), value.origin.clone()));
+            } else if !keys::is_supported(key) {
+                return Err(ConfigError::UnknownKey {
+                    key: key.clone(),
+                    origin: value.origin.clone(),
+                });
+            }
+        }
+        let r = Reader(raw);
+
+        let node_id = match r.parse::<i32>("node.id")? {
+            Some(id) => id,
+            None => r.parse::<i32>("broker.id")?.unwrap_or(1),
+        };
+        if node_id < 0 {
+            return Err(r.invalid("node.id", "must be >= 0"));
+        }
+        let process_roles: Vec<String> = r
+            .get("process.roles")
+            .map(|v| split_list(&v.value))
+            .unwrap_or_else(|| vec!["broker".into(), "controller".into()]);
+        for role in &process_roles {
+            if role != "broker" && role != "controller" {
+                return Err(r.invalid("process.roles", "roles are broker and controller"));
+            }
+        }
+        let node = NodeConfig {
+            node_id,
+            process_roles,
+        };
+
+        let listeners = listeners::parse(&r)?;
+
+        let voters = match r.get("controller.quorum.voters") {
+            Some(v) => listeners::parse_voters(&v.value)
+                .map_err(|reason| r.invalid("controller.quorum.voters", &reason))?,
+            None => vec![(node_id, listeners.controller)],
+        };
+        if !voters.iter().any(|(id, _)| *id == node_id) {
+            return Err(r.invalid(
+                "controller.quorum.voters",
+                &format!("node.id {node_id} is not among the voters"),
+            ));
+        }
+
+        let log_dir = r
+            .get("log.dirs")
+            .or_else(|| r.get("log.dir"))
+            .map(|v| split_list(&v.value))
+            .unwrap_or_else(|| vec!["./vltava-data".to_string()]);
+        let log_dir = match log_dir.as_slice() {
+            [one] => PathBuf::from(one),
+            [] => return Err(r.invalid("log.dirs", "empty")),
+            _ => return Err(r.invalid("log.dirs", "only one log directory is supported")),
+        };
+
+        let topics = TopicDefaults {
+            num_partitions: r.parse_at_least("num.partitions", 1, 1)?,
+            default_replication_factor: r.parse_at_least("default.replication.factor", 1, 1)?,
+            auto_create_topics_enable: r.parse("auto.create.topics.enable")?.unwrap_or(true),
+            delete_topic_enable: r.parse("delete.topic.enable")?.unwrap_or(true),
+        };
+
+        let retention_ms = if let Some(ms) = r.parse::<i64>("log.retention.ms")? {
+            ms
+        } else if let Some(min) = r.parse::<i64>("log.retention.minutes")? {
+            min.saturating_mul(60_000)
+        } else {
+            r.parse::<i64>("log.retention.hours")?
+                .unwrap_or(168)
+                .saturating_mul(HOUR_MS)
+        };
+        if retention_ms < -1 {
+            return Err(r.invalid("log.retention.ms", "must be -1 (forever) or >= 0"));
+        }
+        let segment_ms = match r.parse::<u64>("log.roll.ms")? {
+            Some(ms) => ms,
+            None => r
+                .parse::<u64>("log.roll.hours")?
+                .unwrap_or(168)
+                .saturating_mul(HOUR_MS as u64),
+        };
+        let log_append_time = match r.get("log.message.timestamp.type") {
+            None => false,
+            Some(v) if v.value == "CreateTime" => false,
+            Some(v) if v.value == "LogAppendTime" => true,
+            Some(_) => {
+                return Err(r.invalid(
+                    "log.message.timestamp.type",
+                    "expected CreateTime or LogAppendTime",
+                ))
+            }
+        };
+        let log = LogDefaults {
+            segment_bytes: r.parse_at_least("log.segment.bytes", 1 << 30, 14)?,
+            segment_ms: segment_ms.max(1),
+            segment_index_bytes: r.parse_at_least("log.index.size.max.bytes", 10 << 20, 4)?,
+            index_interval_bytes: r.parse_at_least("log.index.interval.bytes", 4096, 0)?,
+            flush_messages: r
+                .parse_at_least("log.flush.interval.messages", i64::MAX, 1)?
+                .unsigned_abs(),
+            flush_ms: match r.parse::<i64>("log.flush.interval.ms")? {
+                Some(ms) if ms >= 0 => ms.unsigned_abs(),
+                Some(_) => return Err(r.invalid("log.flush.interval.ms", "must be >= 0")),
+                None => u64::MAX,
+            },
+            retention_ms,
+            retention_bytes: r.parse("log.retention.bytes")?.unwrap_or(-1),
+            retention_check_interval_ms: r.parse_at_least(
+                "log.retention.check.interval.ms",
+                300_000,
+                1,
+            )?,
+            max_message_bytes: r.parse_at_least("message.max.bytes", 1_048_588, 0)?,
+            log_append_time,
+        };
+
+        let socket = SocketConfig {
+            request_max_bytes: r.parse_at_least("socket.request.max.bytes", 100 << 20, 1)?,
+            max_connections: r.parse_at_least("max.connections", i32::MAX as usize, 1)?,
+        };
+
+        Ok(BrokerConfig {
+            node,
+            listeners,
+            quorum: QuorumSettings { voters },
+            storage: StorageConfig { log_dir },
+            topics,
+            log,
+            socket,
+            ignored_keys,
+        })
+    }
+}
+
+impl BrokerConfig {
+    /// The broker's settings under Kafka's key names, for DescribeConfigs.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let l = &self.listeners;
+        vec![
+            ("node.id", self.node.node_id.to_string()),
+            ("process.roles", self.node.process_roles.join(",")),
+            (
+                "listeners",
+                format!(
+                    "{}://{},CONTROLLER://{}",
+                    l.broker_name, l.broker, l.controller
+                ),
+            ),
+            (
+                "advertised.listeners",
+                format!("{}://{}", l.broker_name, l.advertised),
+            ),
+            (
+                "controller.quorum.voters",
+                self.quorum
+                    .voters
+                    .iter()
+                    .map(|(id, addr)| format!("{id}@{addr}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("log.dirs", self.storage.log_dir.display().to_string()),
+            ("num.partitions", self.topics.num_partitions.to_string()),
+            (
+                "default.replication.factor",
+                self.topics.default_replication_factor.to_string(),
+            ),
+            (
+                "auto.create.topics.enable",
+                self.topics.auto_create_topics_enable.to_string(),
+            ),
+            (
+                "delete.topic.enable",
+                self.topics.delete_topic_enable.to_string(),
+            ),
+            ("log.retention.ms", self.log.retention_ms.to_string()),
+            ("log.retention.bytes", self.log.retention_bytes.to_string()),
+            ("log.segment.bytes", self.log.segment_bytes.to_string()),
+            ("log.roll.ms", self.log.segment_ms.to_string()),
+            ("message.max.bytes", self.log.max_message_bytes.to_string()),
+            (
+                "socket.request.max.bytes",
+                self.socket.request_max_bytes.to_string(),
+            ),
+        ]
+    }
+}
+
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Typed access to a [`RawConfig`] with errors that name the key and its origin.
+struct Reader<'a>(&'a RawConfig);
+
+impl Reader<'_> {
+    fn get(&self, key: &str) -> Option<&raw::RawValue> {
+        self.0.get(key)
+    }
+
+    fn invalid(&self, key: &str, reason: &str) -> ConfigError {
+        let (value, origin) = match self.0.get(key) {
+            Some(v) => (v.value.clone(), v.origin.clone()),
+            None => (String::new(), Origin::Override),
+        };
+        ConfigError::Invalid {
+            key: key.to_string(),
+            value,
+            origin,
+            reason: reason.to_string(),
+        }
+    }
+
+    fn parse<T: FromStr>(&self, key: &str) -> Result<Option<T>, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.0.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .value
+                .parse::<T>()
+                .map(Some)
+                .map_err(|e| self.invalid(key, &e.to_string())),
+        }
+    }
+
+    fn parse_at_least<T>(&self, key: &str, default: T, min: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display + Copy,
+        T::Err: std::fmt::Display,
+    {
+        let value = self.parse::<T>(key)?.unwrap_or(default);
+        if value < min {
+            return Err(self.invalid(key, &format!("must be at least {min}")));
+        }
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::from_raw(&RawConfig::from_reader(
+            text.as_bytes(),
+            Path::new("s.properties"),
+        )?)
+    }
+
+    #[test]
+    fn zero_config_matches_the_documented_defaults() {
+        let c = load("").unwrap();
+        assert_eq!(c.node.node_id, 1);
+        assert_eq!(c.listeners.broker.to_string(), "127.0.0.1:9092");
+        assert_eq!(c.listeners.controller.to_string(), "127.0.0.1:9093");
+        assert_eq!(c.storage.log_dir, PathBuf::from("./vltava-data"));
+        assert_eq!(
+            c.quorum.voters,
+            vec![(1, "127.0.0.1:9093".parse().unwrap())]
+        );
+        assert_eq!(c.log.retention_ms, 168 * HOUR_MS);
+        assert_eq!(c.log.max_message_bytes, 1_048_588);
+        assert_eq!(c.socket.request_max_bytes, 100 << 20);
+        assert!(c.topics.auto_create_topics_enable);
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_line() {
+        let err = load("node.id=1\nlog.retention.hourz=3\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "s.properties:2: unknown configuration key \"log.retention.hourz\""
+        );
+    }
+
+    #[test]
+    fn known_unsupported_key_is_collected_for_a_warning() {
+        let c = load("num.network.threads=3\n").unwrap();
+        assert_eq!(c.ignored_keys.len(), 1);
+    }
+
+    #[test]
+    fn retention_ms_wins_over_hours() {
+        let c = load("log.retention.hours=1\nlog.retention.ms=500\n").unwrap();
+        assert_eq!(c.log.retention_ms, 500);
+        let c = load("log.retention.hours=2\n").unwrap();
+        assert_eq!(c.log.retention_ms, 2 * HOUR_MS);
+    }
+
+    #[test]
+    fn kafka_kraft_example_parses() {
+        let text = "process.roles=broker,controller\nnode.id=1\n\
+            controller.quorum.voters=1@127.0.0.1:19093\n\
+            listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093\n\
+            inter.broker.listener.name=PLAINTEXT\n\
+            advertised.listeners=PLAINTEXT://localhost:19092\n\
+            controller.listener.names=CONTROLLER\n\
+            listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+            num.network.threads=3\nlog.dirs=/tmp/x\nnum.partitions=3\n";
+        let c = load(text).unwrap();
+        assert_eq!(c.listeners.broker.port(), 19092);
+        assert_eq!(c.listeners.advertised.host, "localhost");
+        assert_eq!(c.topics.num_partitions, 3);
+        assert_eq!(c.storage.log_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn bad_values_name_key_and_origin() {
+        let err = load("num.partitions=0\n").unwrap_err().to_string();
+        assert!(
+            err.contains("s.properties:1") && err.contains("num.partitions"),
+            "{err}"
+        );
+        let err = load("node.id=x\n").unwrap_err().to_string();
+        assert!(err.contains("node.id"), "{err}");
+        assert!(load("controller.quorum.voters=2@127.0.0.1:9093\n").is_err());
+    }
+}

@@ -1,0 +1,174 @@
+// HOT PATH: every request and response passes through here. No per-request info!, no locks
+// across .await, no blocking I/O (file reads for fetch happen inside sendfile, in the kernel).
+//! One client connection: read frames, decode headers, hand requests to the handlers in order,
+//! write responses in request order.
+//!
+//! Requests are handled one after another in the order they arrive (Kafka's ordering guarantee:
+//! a producer with several requests in flight must see them appended in order), but a handler may
+//! answer later (acks=all waits for fsync, fetch long-polls). Those pending answers queue up, at
+//! most [`MAX_IN_FLIGHT`] per connection, and a writer task sends them in order. A full queue stops
+//! the reader: back-pressure on a client that pipelines faster than we answer.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter, Interest};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::broker::Broker;
+use crate::error::ConnectionError;
+use crate::handlers::{self, Reply};
+use crate::wire::frame::FrameStatus;
+use crate::wire::{check_frame, decode_request_header, Outgoing, Part};
+
+/// Responses (ready or pending) queued per connection before the reader stops reading.
+pub const MAX_IN_FLIGHT: usize = 32;
+
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Serves one connection until the client closes it, an error closes it, or shutdown is signalled
+/// (then requests already read are answered and the connection closed).
+pub async fn serve(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ConnectionError> {
+    let (mut reader, writer) = stream.into_split();
+    let (replies, pending) = mpsc::channel::<Reply>(MAX_IN_FLIGHT);
+    let writer = tokio::spawn(write_replies(writer, pending));
+    let max = broker.config.socket.request_max_bytes;
+    let mut buf = BytesMut::with_capacity(4096);
+
+    let result = loop {
+        let frame = tokio::select! {
+            frame = read_frame(&mut reader, &mut buf, max) => frame,
+            _ = shutdown.changed() => break Ok(()),
+        };
+        let mut frame = match frame {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        let header = match decode_request_header(&mut frame, handlers::supported) {
+            Ok(header) => header,
+            Err(e) => break Err(e.into()),
+        };
+        let reply = match handlers::dispatch(&broker, header, frame).await {
+            Ok(reply) => reply,
+            Err(e) => break Err(e),
+        };
+        if replies.send(reply).await.is_err() {
+            break Ok(()); // the writer failed; its error is reported below
+        }
+    };
+    // Let the writer finish what is queued (in-flight requests are answered), then close.
+    drop(replies);
+    let written = writer
+        .await
+        .map_err(|e| ConnectionError::Io(io::Error::other(e)))?;
+    result.and(written)
+}
+
+/// Reads one frame body (header + request), or `None` on a clean end of stream between frames.
+async fn read_frame(
+    reader: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Option<Bytes>, ConnectionError> {
+    loop {
+        match check_frame(buf, max)? {
+            FrameStatus::Complete(size) => {
+                let mut frame = buf.split_to(4 + size);
+                let _ = frame.split_to(4);
+                return Ok(Some(frame.freeze()));
+            }
+            // The size was checked against socket.request.max.bytes, so reserving it is bounded.
+            FrameStatus::NeedBody(size) => buf.reserve(4 + size - buf.len()),
+            FrameStatus::NeedSize => buf.reserve(4096),
+        }
+        if reader.read_buf(buf).await? == 0 {
+            return if buf.is_empty() {
+                Ok(None)
+            } else {
+                Err(io::Error::from(io::ErrorKind::UnexpectedEof).into())
+            };
+        }
+    }
+}
+
+async fn write_replies(
+    writer: OwnedWriteHalf,
+    mut pending: mpsc::Receiver<Reply>,
+) -> Result<(), ConnectionError> {
+    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, writer);
+    while let Some(reply) = pending.recv().await {
+        let outgoing = match reply {
+            Reply::Now(outgoing) => outgoing,
+            Reply::Later(handle) => handle
+                .await
+                .map_err(|e| ConnectionError::Io(io::Error::other(e)))??,
+            Reply::Nothing => continue,
+        };
+        write_outgoing(&mut writer, &outgoing).await?;
+        // Coalesce pipelined responses into one write; flush when nothing else is ready.
+        if pending.is_empty() {
+            writer.flush().await?;
+        }
+    }
+    writer.flush().await?;
+    writer.shutdown().await?;
+    Ok(())
+}
+
+async fn write_outgoing(
+    writer: &mut BufWriter<OwnedWriteHalf>,
+    outgoing: &Outgoing,
+) -> Result<(), ConnectionError> {
+    for part in &outgoing.parts {
+        match part {
+            Part::Bytes(bytes) => writer.write_all(bytes).await?,
+            Part::File {
+                file,
+                position,
+                length,
+            } => {
+                writer.flush().await?;
+                send_file(writer.get_ref().as_ref(), file, *position, *length as usize).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends `length` bytes of `file` from `position` with sendfile(2): the kernel copies from the
+/// page cache to the socket. A short file (truncated under us) is an error: the response frame
+/// already promised those bytes, so the connection must close.
+async fn send_file(
+    stream: &TcpStream,
+    file: &std::fs::File,
+    mut position: u64,
+    mut length: usize,
+) -> io::Result<()> {
+    while length > 0 {
+        let sent = stream
+            .async_io(Interest::WRITABLE, || {
+                let mut offset = position;
+                rustix::fs::sendfile(stream.as_fd(), file, Some(&mut offset), length)
+                    .map_err(io::Error::from)
+            })
+            .await?;
+        if sent == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "segment file ended before the promised fetch range",
+            ));
+        }
+        position += sent as u64;
+        length -= sent;
+    }
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! ListOffsets (2): earliest (-2), latest (-1), max timestamp (-3, KIP-734), earliest local
+//! (-4, KIP-405: no tiered storage, so the log start), and by timestamp (the first record whose
+//! timestamp is at or after it).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::records::RecordBatchDecoder;
+
+use super::{blocking, Reply, RequestContext};
+use crate::broker::Broker;
+use crate::error::{self, ConnectionError};
+use crate::replica::Partition;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const EARLIEST_PENDING_UPLOAD: i64 = -5;
+
+/// The answer for one partition: offset, its record's timestamp, its leader epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub leader_epoch: i32,
+}
+
+const NOT_FOUND: Found = Found {
+    offset: -1,
+    timestamp: -1,
+    leader_epoch: -1,
+};
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: ListOffsetsRequest,
+) -> Result<Reply, ConnectionError> {
+    let mut jobs = Vec::new();
+    let mut response = ListOffsetsResponse::default();
+    for (ti, topic) in request.topics.iter().enumerate() {
+        let mut t = ListOffsetsTopicResponse::default().with_name(topic.name.clone());
+        for (pi, p) in topic.partitions.iter().enumerate() {
+            t.partitions.push(
+                ListOffsetsPartitionResponse::default()
+                    .with_partition_index(p.partition_index)
+                    .with_timestamp(-1)
+                    .with_offset(-1),
+            );
+            let partition = broker.replicas.get(&topic.name, p.partition_index).leader();
+            jobs.push((ti, pi, partition, p.timestamp, p.current_leader_epoch));
+        }
+        response.topics.push(t);
+    }
+    let results = blocking(move || {
+        jobs.into_iter()
+            .map(|(ti, pi, partition, timestamp, current_epoch)| {
+                let found = partition.and_then(|p| {
+                    if ctx_epoch_fenced(&p, current_epoch) {
+                        return Err(error::FENCED_LEADER_EPOCH);
+                    }
+                    lookup(&p, timestamp)
+                });
+                (ti, pi, found)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    for (ti, pi, found) in results {
+        let Some(p) = response
+            .topics
+            .get_mut(ti)
+            .and_then(|t| t.partitions.get_mut(pi))
+        else {
+            continue;
+        };
+        match found {
+            Ok(found) => {
+                p.offset = found.offset;
+                p.timestamp = found.timestamp;
+                if ctx.api_version >= 4 {
+                    p.leader_epoch = found.leader_epoch;
+                }
+            }
+            Err(code) => p.error_code = code,
+        }
+    }
+    ctx.reply(&response)
+}
+
+fn ctx_epoch_fenced(partition: &Partition, current_leader_epoch: i32) -> bool {
+    current_leader_epoch >= 0 && current_leader_epoch < partition.leader_epoch()
+}
+
+/// Resolves one timestamp query against a partition. Blocking (reads segment files).
+pub fn lookup(partition: &Partition, timestamp: i64) -> Result<Found, i16> {
+    let log = &partition.log;
+    let epoch = log
+        .latest_leader_epoch()
+        .unwrap_or(partition.leader_epoch());
+    match timestamp {
+        LATEST => Ok(Found {
+            offset: partition.high_watermark(),
+            timestamp: -1,
+            leader_epoch: epoch,
+        }),
+        EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => Ok(Found {
+            offset: partition.log_start_offset(),
+            timestamp: -1,
+            leader_epoch: epoch,
+        }),
+        MAX_TIMESTAMP => {
+            let batch = log
+                .max_timestamp_batch()
+                .map_err(|e| error::log_error_code(&e))?;
+            match batch {
+                None => Ok(NOT_FOUND),
+                Some(batch) => {
+                    let max = max_record(batch)?;
+                    Ok(max.unwrap_or(NOT_FOUND))
+                }
+            }
+        }
+        ts if ts >= 0 => {
+            let batch = log
+                .find_batch_by_timestamp(ts)
+                .map_err(|e| error::log_error_code(&e))?;
+            match batch {
+                None => Ok(NOT_FOUND),
+                Some(batch) => Ok(first_record_at_or_after(batch, ts)?.unwrap_or(NOT_FOUND)),
+            }
+        }
+        _ => Err(error::INVALID_REQUEST),
+    }
+}
+
+fn decode(batch: Vec<u8>) -> Result<Vec<kafka_protocol::records::Record>, i16> {
+    let mut bytes = Bytes::from(batch);
+    RecordBatchDecoder::decode(&mut bytes)
+        .map(|set| set.records)
+        .map_err(|_| error::CORRUPT_MESSAGE)
+}
+
+/// The first record of `batch` with timestamp >= `ts`.
+pub fn first_record_at_or_after(batch: Vec<u8>, ts: i64) -> Result<Option<Found>, i16> {
+    Ok(decode(batch)?
+        .into_iter()
+        .find(|r| !r.control && r.timestamp >= ts)
+        .map(|r| Found {
+            offset: r.offset,
+            timestamp: r.timestamp,
+            leader_epoch: r.partition_leader_epoch,
+        }))
+}
+
+/// The (first) record with the largest timestamp in `batch`.
+pub fn max_record(batch: Vec<u8>) -> Result<Option<Found>, i16> {
+    let mut best: Option<Found> = None;
+    for r in decode(batch)? {
+        if r.control {
+            continue;
+        }
+        if best.is_none_or(|b| r.timestamp > b.timestamp) {
+            best = Some(Found {
+                offset: r.offset,
+                timestamp: r.timestamp,
+                leader_epoch: r.partition_leader_epoch,
+            });
+        }
+    }
+    Ok(best)
+}

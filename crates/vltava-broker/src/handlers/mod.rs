@@ -1,0 +1,162 @@
+//! The one api key → handler table. [`ROUTES`] says which APIs and versions this broker
+//! implements; [`dispatch`] sends each decoded request to its handler, and ApiVersions answers
+//! from the same table, so the broker never advertises what it cannot serve.
+
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod offset_for_leader_epoch;
+mod produce;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::task::JoinHandle;
+
+use crate::broker::Broker;
+use crate::error::ConnectionError;
+use crate::wire::{encode_response, Outgoing, ParsedHeader};
+
+/// One implemented API and the versions we serve (a subset of what kafka-protocol decodes).
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub api_key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+}
+
+const fn route(api_key: ApiKey, min_version: i16, max_version: i16) -> Route {
+    Route {
+        api_key,
+        min_version,
+        max_version,
+    }
+}
+
+/// What this broker implements. Versions follow Kafka 4.1 (kafka-protocol 0.18's schemas), whose
+/// floors are KIP-896's. Groups, idempotence and transactions come in later issues.
+pub const ROUTES: &[Route] = &[
+    route(ApiKey::Produce, 3, 13),
+    route(ApiKey::Fetch, 4, 17),
+    route(ApiKey::ListOffsets, 1, 10),
+    route(ApiKey::Metadata, 0, 13),
+    route(ApiKey::ApiVersions, 0, 4),
+    route(ApiKey::CreateTopics, 2, 7),
+    route(ApiKey::DeleteTopics, 1, 6),
+    route(ApiKey::DeleteRecords, 0, 2),
+    route(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    route(ApiKey::DescribeConfigs, 1, 4),
+    route(ApiKey::CreatePartitions, 0, 3),
+    route(ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The version range served for `api_key`, if it is implemented.
+pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
+    ROUTES
+        .iter()
+        .find(|r| r.api_key == api_key)
+        .map(|r| (r.min_version, r.max_version))
+}
+
+/// What a handler produced.
+#[derive(Debug)]
+pub enum Reply {
+    /// The response is ready.
+    Now(Outgoing),
+    /// The response will be ready later (acks=all waiting for fsync, a long-polling fetch).
+    /// The connection keeps reading and handling the next requests; responses still go out in
+    /// request order.
+    Later(JoinHandle<Result<Outgoing, ConnectionError>>),
+    /// No response at all (acks=0 produce).
+    Nothing,
+}
+
+/// The parts of a request header a handler needs.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub api_key: ApiKey,
+    pub api_version: i16,
+    pub correlation_id: i32,
+}
+
+impl RequestContext {
+    /// Encodes `body` as this request's response frame.
+    pub fn respond<R: Encodable>(&self, body: &R) -> Result<Outgoing, ConnectionError> {
+        Ok(Outgoing::bytes(encode_response(
+            self.api_key,
+            self.api_version,
+            self.correlation_id,
+            body,
+        )?))
+    }
+
+    pub fn reply<R: Encodable>(&self, body: &R) -> Result<Reply, ConnectionError> {
+        self.respond(body).map(Reply::Now)
+    }
+
+    fn decode<T: Decodable>(&self, mut body: Bytes) -> Result<T, ConnectionError> {
+        T::decode(&mut body, self.api_version).map_err(|e| ConnectionError::Decode {
+            api_key: self.api_key,
+            version: self.api_version,
+            message: format!("{e:#}"),
+        })
+    }
+}
+
+/// Decodes the body of a request whose header passed the table's checks and runs its handler.
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    header: ParsedHeader,
+    body: Bytes,
+) -> Result<Reply, ConnectionError> {
+    let ctx = RequestContext {
+        api_key: header.api_key,
+        api_version: header.api_version,
+        correlation_id: header.header.correlation_id,
+    };
+    if header.api_versions_fallback {
+        return api_versions::unsupported_version(&ctx);
+    }
+    match header.api_key {
+        ApiKey::ApiVersions => api_versions::handle(&ctx, ctx.decode(body)?),
+        ApiKey::Metadata => metadata::handle(broker, &ctx, ctx.decode(body)?).await,
+        ApiKey::CreateTopics => create_topics::handle(broker, &ctx, ctx.decode(body)?).await,
+        ApiKey::DeleteTopics => delete_topics::handle(broker, &ctx, ctx.decode(body)?).await,
+        ApiKey::CreatePartitions => {
+            create_partitions::handle(broker, &ctx, ctx.decode(body)?).await
+        }
+        ApiKey::Produce => produce::handle(broker, &ctx, ctx.decode(body)?).await,
+        ApiKey::Fetch => fetch::handle(broker, &ctx, ctx.decode(body)?).await,
+        ApiKey::ListOffsets => list_offsets::handle(broker, &ctx, ctx.decode(body)?).await,
+        ApiKey::DescribeConfigs => describe_configs::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::DescribeCluster => describe_cluster::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::DeleteRecords => delete_records::handle(broker, &ctx, ctx.decode(body)?).await,
+        ApiKey::OffsetForLeaderEpoch => {
+            offset_for_leader_epoch::handle(broker, &ctx, ctx.decode(body)?)
+        }
+        // The header check rejects keys missing from ROUTES before we get here.
+        other => Err(ConnectionError::Header(
+            crate::wire::HeaderError::UnknownApiKey(other as i16),
+        )),
+    }
+}
+
+/// Runs blocking log I/O off the runtime threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ConnectionError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ConnectionError::Io(std::io::Error::other(e)))
+}
+
+pub use fetch::buffered_response as buffered_fetch_response;

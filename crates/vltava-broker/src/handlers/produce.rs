@@ -1,0 +1,207 @@
+// HOT PATH: one allocation per partition (the batches copied out of the request so the log can
+// rewrite offsets in place), none per record; records are never decoded here.
+//! Produce (0): append producer batches, answer per partition with Kafka's error codes.
+//!
+//! acks=0 answers nothing (and closes the connection on any error, as Kafka does); acks=1
+//! answers after the append; acks=-1 (all) answers after the appended offsets are fsynced. The
+//! fsync is a group commit in the log (concurrent producers share one fsync) and runs on a
+//! blocking thread while this connection goes on reading requests.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{blocking, Reply, RequestContext};
+use crate::broker::{now_ms, Broker};
+use crate::error::{self, ConnectionError};
+use crate::replica::{Lookup, Partition};
+
+/// One partition of the request, resolved.
+struct Target {
+    topic: usize,
+    partition: Arc<Partition>,
+    records: Option<Bytes>,
+    response: usize,
+}
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: ProduceRequest,
+) -> Result<Reply, ConnectionError> {
+    let acks = request.acks;
+    let mut response = ProduceResponse::default();
+    let mut targets = Vec::new();
+    let valid_acks = matches!(acks, -1..=1);
+
+    if valid_acks && broker.config.topics.auto_create_topics_enable {
+        let missing: Vec<String> = request
+            .topic_data
+            .iter()
+            .filter(|t| !t.name.is_empty())
+            .filter(|t| matches!(broker.replicas.get(&t.name, 0), Lookup::Unknown))
+            .filter(|t| broker.image().topic(&t.name).is_none())
+            .map(|t| t.name.to_string())
+            .collect();
+        if !missing.is_empty() {
+            broker.auto_create_topics(&missing).await;
+        }
+    }
+
+    for topic in request.topic_data {
+        let name: Option<String> = if ctx.api_version >= 13 {
+            broker.replicas.topic_name(&topic.topic_id)
+        } else {
+            Some(topic.name.to_string())
+        };
+        let mut topic_response = TopicProduceResponse::default()
+            .with_name(topic.name.clone())
+            .with_topic_id(topic.topic_id);
+        let topic_index = response.responses.len();
+        for data in topic.partition_data {
+            let lookup = match &name {
+                Some(name) => broker.replicas.get(name, data.index).leader(),
+                None => Err(error::UNKNOWN_TOPIC_ID),
+            };
+            let resolved = if valid_acks {
+                lookup
+            } else {
+                Err(error::INVALID_REQUIRED_ACKS)
+            };
+            let mut partition_response = PartitionProduceResponse::default()
+                .with_index(data.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            match resolved {
+                Ok(partition) => targets.push(Target {
+                    topic: topic_index,
+                    partition,
+                    records: data.records,
+                    response: topic_response.partition_responses.len(),
+                }),
+                Err(code) => partition_response.error_code = code,
+            }
+            topic_response.partition_responses.push(partition_response);
+        }
+        response.responses.push(topic_response);
+    }
+
+    // Append everything on one blocking thread hop, in request order.
+    let now = now_ms();
+    let (targets, outcomes) = blocking(move || {
+        let outcomes: Vec<Result<vltava_log::AppendInfo, i16>> = targets
+            .iter()
+            .map(|t| append(&t.partition, t.records.as_ref(), now))
+            .collect();
+        (targets, outcomes)
+    })
+    .await?;
+
+    let mut first_error = None;
+    let mut to_flush = Vec::new();
+    for (target, outcome) in targets.iter().zip(&outcomes) {
+        let Some(p) = response
+            .responses
+            .get_mut(target.topic)
+            .and_then(|t| t.partition_responses.get_mut(target.response))
+        else {
+            continue;
+        };
+        match outcome {
+            Ok(info) => {
+                p.base_offset = info.base_offset;
+                p.log_append_time_ms = info.log_append_time_ms;
+                if ctx.api_version >= 5 {
+                    p.log_start_offset = target.partition.log_start_offset();
+                }
+                to_flush.push((
+                    target.topic,
+                    target.response,
+                    target.partition.clone(),
+                    info.last_offset + 1,
+                ));
+            }
+            Err(code) => {
+                p.error_code = *code;
+                let message = error_message(*code);
+                if ctx.api_version >= 8 && !message.is_empty() {
+                    p.error_message = Some(StrBytes::from_static_str(message));
+                }
+            }
+        }
+    }
+    for t in &response.responses {
+        for p in &t.partition_responses {
+            if p.error_code != error::NONE && first_error.is_none() {
+                first_error = Some(p.error_code);
+            }
+        }
+    }
+
+    match acks {
+        0 => match first_error {
+            Some(code) => Err(ConnectionError::AcksZeroProduceFailed(code)),
+            None => Ok(Reply::Nothing),
+        },
+        -1 if !to_flush.is_empty() => {
+            let ctx = ctx.clone();
+            Ok(Reply::Later(tokio::spawn(async move {
+                let flushed = blocking(move || {
+                    to_flush
+                        .into_iter()
+                        .map(|(topic, index, partition, up_to)| {
+                            (topic, index, partition.log.flush(up_to))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await?;
+                for (topic, index, result) in flushed {
+                    if let Err(e) = result {
+                        tracing::error!("fsync failed, partition log offline: {e}");
+                        if let Some(p) = response
+                            .responses
+                            .get_mut(topic)
+                            .and_then(|t| t.partition_responses.get_mut(index))
+                        {
+                            p.error_code = error::log_error_code(&e);
+                            p.base_offset = -1;
+                        }
+                    }
+                }
+                ctx.respond(&response)
+            })))
+        }
+        _ => ctx.reply(&response),
+    }
+}
+
+fn append(
+    partition: &Partition,
+    records: Option<&Bytes>,
+    now_ms: i64,
+) -> Result<vltava_log::AppendInfo, i16> {
+    let Some(records) = records.filter(|r| !r.is_empty()) else {
+        return Err(error::INVALID_RECORD);
+    };
+    // The log rewrites base offsets and leader epochs in place, so it needs its own copy.
+    let mut batches = records.to_vec();
+    partition
+        .append(&mut batches, now_ms)
+        .map_err(|e| error::log_error_code(&e))
+}
+
+fn error_message(code: i16) -> &'static str {
+    match code {
+        error::CORRUPT_MESSAGE => "This message has failed its CRC checksum, exceeds the valid size, has a null key for a compacted topic, or is otherwise corrupt.",
+        error::MESSAGE_TOO_LARGE => "The request included a message larger than the max message size the server will accept.",
+        error::INVALID_RECORD => "This record has failed the validation on broker and hence will be rejected.",
+        error::UNKNOWN_TOPIC_OR_PARTITION => "This server does not host this topic-partition.",
+        error::NOT_LEADER_OR_FOLLOWER => "This server is not the leader for that topic-partition.",
+        error::INVALID_REQUIRED_ACKS => "Produce request specified an invalid value for required acks.",
+        _ => "",
+    }
+}

@@ -1,0 +1,92 @@
+// HOT PATH: produce and fetch go through `Partition::append` and `Partition::read`.
+//! One partition led by this broker: its log, its leader epoch, and the signal that wakes
+//! fetches waiting for data.
+//!
+//! High watermark: with one replica the ISR is this broker alone, so the high watermark is the
+//! log end offset as soon as an append returns (Kafka's rule for a single-replica ISR). We do not
+//! hold it back to the flushed offset: acks=all producers still wait for fsync, but consumers may
+//! read data that is in the page cache and not yet on disk, exactly as Kafka allows. Replication
+//! (a later issue) will track follower offsets here and take the minimum over the ISR.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::futures::Notified;
+use tokio::sync::Notify;
+use uuid::Uuid;
+use vltava_log::{AppendInfo, Log, LogError, ReadInfo};
+
+#[derive(Debug)]
+pub struct Partition {
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub index: i32,
+    pub log: Arc<Log>,
+    leader_epoch: AtomicI32,
+    /// Notified after every append (and truncation), waking long-polling fetches.
+    appended: Notify,
+}
+
+impl Partition {
+    pub fn new(
+        topic: String,
+        topic_id: Uuid,
+        index: i32,
+        log: Arc<Log>,
+        leader_epoch: i32,
+    ) -> Self {
+        Partition {
+            topic,
+            topic_id,
+            index,
+            log,
+            leader_epoch: AtomicI32::new(leader_epoch),
+            appended: Notify::new(),
+        }
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.leader_epoch.store(epoch, Ordering::Release);
+    }
+
+    /// Appends producer batches (validated and offset-assigned by the log). Blocking file I/O.
+    pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        let info = self.log.append(batches, self.leader_epoch(), now_ms)?;
+        self.appended.notify_waiters();
+        Ok(info)
+    }
+
+    /// Reads committed data (below the high watermark) from `offset`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        min_one_batch: bool,
+    ) -> Result<ReadInfo, LogError> {
+        self.log
+            .read(offset, max_bytes, self.high_watermark(), min_one_batch)
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.log.log_end_offset()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log.log_start_offset()
+    }
+
+    /// Wakes waiting fetches (after truncation or deletion changes what they would read).
+    pub fn wake_fetches(&self) {
+        self.appended.notify_waiters();
+    }
+
+    /// A future that completes at the next append. Call `enable()` on it (pinned) before
+    /// re-checking the condition, so an append in between is not missed.
+    pub fn next_append(&self) -> Notified<'_> {
+        self.appended.notified()
+    }
+}
