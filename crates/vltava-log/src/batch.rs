@@ -377,3 +377,34 @@ mod tests {
         assert_eq!(batches[1].1.records_count, 2);
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a client sends, validation answers with a typed error or the batches;
+        /// it never panics and never accepts bytes whose CRC does not match.
+        #[test]
+        fn validation_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            if let Ok(batches) = validate_all(&bytes) {
+                for (position, header) in batches {
+                    let batch = &bytes[position..position + header.size()];
+                    prop_assert_eq!(compute_crc(batch), header.crc);
+                }
+            }
+        }
+
+        /// Mutating a valid batch anywhere is either detected or leaves a batch whose CRC
+        /// still matches (only the fields outside the CRC can change undetected).
+        #[test]
+        fn mutations_of_a_valid_batch_are_caught(at in 0usize..100, xor in 1u8..=255) {
+            let mut bytes = build_test_batch(7, &[b"key-less", b"values"]);
+            let at = at % bytes.len();
+            bytes[at] ^= xor;
+            let outside_crc = at < 17 && at != 16 && !(8..12).contains(&at);
+            prop_assert_eq!(validate_all(&bytes).is_ok(), outside_crc, "byte {}", at);
+        }
+    }
+}

@@ -70,7 +70,6 @@ pub(crate) fn load(
     let mut recovered_any = false;
     for (i, base) in all.iter().enumerate() {
         let next_base = all.get(i + 1).copied();
-        let is_active = next_base.is_none();
         // A segment is trusted if the shutdown was clean or it lies wholly below the point
         // up to which everything was flushed.
         let trusted = context.clean_shutdown || next_base.is_some_and(|n| n <= recovery_point);
@@ -78,11 +77,9 @@ pub(crate) fn load(
             continue;
         };
         if trusted {
-            if is_active {
-                segment.open_trusted(cache)?;
-            } else {
-                segment.load_indexes(cache)?;
-                segment.open_trusted(cache)?;
+            match next_base {
+                None => segment.open_trusted(cache)?,
+                Some(next) => segment.open_inactive(cache, next)?,
             }
             continue;
         }

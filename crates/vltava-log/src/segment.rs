@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::batch::{self, BatchHeader, HEADER_SIZE};
 use crate::error::{LogError, Result};
 use crate::fs::{self, FileCache, FileKey};
-use crate::index::{OffsetEntry, OffsetIndex, TimeIndex};
+use crate::index::{Entry, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 
 pub fn file_name(base_offset: i64, extension: &str) -> String {
     format!("{base_offset:020}.{extension}")
@@ -304,6 +304,34 @@ impl Segment {
             }
         }
         Ok(())
+    }
+
+    /// Opens a trusted segment that is not the active one without loading its indexes (an idle
+    /// partition then costs no index memory): its end is the next segment's base, and its max
+    /// timestamp is the time index's last entry, sealed there when it stopped being active.
+    /// Falls back to loading the indexes when the time index is missing or torn.
+    pub fn open_inactive(&mut self, cache: &FileCache, next_base_offset: i64) -> Result<()> {
+        let last_entry = read_file(&self.time_index_path())?.and_then(|bytes| {
+            if bytes.is_empty() || !bytes.len().is_multiple_of(TimeEntry::SIZE) {
+                return None;
+            }
+            bytes
+                .get(bytes.len() - TimeEntry::SIZE..)
+                .and_then(TimeEntry::decode)
+        });
+        match last_entry {
+            Some(entry) => {
+                self.max_timestamp = entry.timestamp;
+                self.offset_of_max_timestamp = self.base_offset + i64::from(entry.relative_offset);
+                self.next_offset = next_base_offset;
+                Ok(())
+            }
+            None if self.size == 0 => {
+                self.next_offset = next_base_offset;
+                Ok(())
+            }
+            None => self.open_trusted(cache),
+        }
     }
 
     /// Sets `next_offset`, max timestamp and (for the active segment) the indexing cursor

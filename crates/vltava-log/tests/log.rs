@@ -482,3 +482,42 @@ fn open_files_stay_within_the_budget_across_many_partitions() {
     }
     assert!(dir.open_file_count() <= 64);
 }
+
+#[test]
+fn an_idle_partition_loads_no_indexes_after_a_clean_restart() {
+    let root = tempfile::tempdir().expect("tempdir");
+    {
+        let (dir, log) = open(root.path(), small_segments());
+        for i in 0..300 {
+            log.append(&mut batch(1_000 + i, "idle", 2), 0, 0)
+                .expect("append");
+        }
+        dir.shutdown().expect("shutdown");
+    }
+    let (_dir, log) = open(root.path(), small_segments());
+    assert!(log.segment_count() > 5);
+    // Only the active segment's (small) indexes are in memory.
+    assert!(
+        log.index_memory_bytes() < 1024,
+        "{} bytes of index in memory",
+        log.index_memory_bytes()
+    );
+    // Retention and timestamp lookups still see the sealed max timestamps.
+    let max = log.max_timestamp_batch().expect("max").expect("some");
+    assert_eq!(
+        vltava_log::batch::BatchHeader::parse(&max)
+            .expect("header")
+            .max_timestamp,
+        1_299
+    );
+    let found = log
+        .find_batch_by_timestamp(1_150)
+        .expect("lookup")
+        .expect("some");
+    assert_eq!(
+        vltava_log::batch::BatchHeader::parse(&found)
+            .expect("header")
+            .base_offset,
+        300
+    );
+}
