@@ -302,9 +302,35 @@ async fn three_voters_agree_and_followers_forward() {
         assert!(t.partitions.iter().all(|p| p.replicas.len() == 3));
         assert_eq!(leader, quorum.leader().expect("leader known"));
     }
+    let before = started[0].image();
     for quorum in &started {
         quorum.shutdown().await;
     }
+
+    // One voter alone has no quorum, but it replays what it knew was committed.
+    let alone = start(configs[2].clone()).await;
+    let replayed = alone.image();
+    assert_eq!(
+        replayed.topic("replicated").map(|t| t.topic_id),
+        Some(created.topic_id)
+    );
+    assert_eq!(replayed.brokers().count(), 3);
+    // With a majority back, the cluster takes writes again.
+    let second = start(configs[0].clone()).await;
+    let results = second
+        .create_topics(
+            vec![topic("after-restart", 1)],
+            false,
+            TopicDefaults::default(),
+        )
+        .await;
+    assert!(results[0].is_ok(), "{results:?}");
+    assert_eq!(
+        second.image().topic("replicated").map(|t| (**t).clone()),
+        before.topic("replicated").map(|t| (**t).clone())
+    );
+    alone.shutdown().await;
+    second.shutdown().await;
 }
 
 /// The node id of `q` (its position in `all`, plus one).

@@ -1,8 +1,11 @@
 //! The metadata log's file format: an append-only file of checksummed, length-framed records.
 //!
 //! ```text
-//! frame := length: u32 LE | crc32c(payload): u32 LE | payload: [u8; length]
+//! frame := length: u32 LE | crc32c(length LE ++ payload): u32 LE | payload: [u8; length]
 //! ```
+//!
+//! The checksum covers the length, and a length of 0 is never written, so a zero-filled tail
+//! (which some file systems leave after a crash) never reads as a frame.
 //!
 //! Appends are fsynced before they are acknowledged. On open, the file is read from the start and
 //! cut back to the end of the last whole frame whose checksum matches: a crash mid-append leaves
@@ -21,7 +24,17 @@ const HEADER_LEN: usize = 8;
 pub(crate) const MAX_FRAME_LEN: usize = 64 * 1024 * 1024;
 
 /// Appends one frame holding `payload` to `out`.
+fn checksum(len: u32, payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), payload)
+}
+
 pub(crate) fn encode_frame(payload: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+    if payload.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "empty metadata record",
+        ));
+    }
     if payload.len() > MAX_FRAME_LEN {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -30,7 +43,7 @@ pub(crate) fn encode_frame(payload: &[u8], out: &mut Vec<u8>) -> io::Result<()> 
     }
     let len = u32::try_from(payload.len()).map_err(io::Error::other)?;
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    out.extend_from_slice(&checksum(len, payload).to_le_bytes());
     out.extend_from_slice(payload);
     Ok(())
 }
@@ -45,15 +58,16 @@ pub(crate) fn decode_frames(buf: &[u8]) -> (Vec<&[u8]>, usize) {
         let mut crc_bytes = [0u8; 4];
         len_bytes.copy_from_slice(&header[..4]);
         crc_bytes.copy_from_slice(&header[4..]);
-        let len = u32::from_le_bytes(len_bytes) as usize;
-        if len > MAX_FRAME_LEN {
+        let len32 = u32::from_le_bytes(len_bytes);
+        let len = len32 as usize;
+        if len == 0 || len > MAX_FRAME_LEN {
             break;
         }
         let start = pos + HEADER_LEN;
         let Some(payload) = buf.get(start..start + len) else {
             break;
         };
-        if crc32c::crc32c(payload) != u32::from_le_bytes(crc_bytes) {
+        if checksum(len32, payload) != u32::from_le_bytes(crc_bytes) {
             break;
         }
         frames.push(payload);
@@ -154,16 +168,61 @@ impl WalFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever is cut off or appended after whole frames, decoding returns a prefix of
+        /// the frames written, and all of them when the cut falls after the last frame.
+        #[test]
+        fn decoding_returns_a_prefix_of_what_was_written(
+            payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..64), 0..8),
+            cut in any::<prop::sample::Index>(),
+            garbage in proptest::collection::vec(any::<u8>(), 0..32),
+        ) {
+            let mut buf = Vec::new();
+            let mut ends = vec![0usize];
+            for p in &payloads {
+                encode_frame(p, &mut buf).expect("encode");
+                ends.push(buf.len());
+            }
+            let cut = cut.index(buf.len() + 1);
+            let mut damaged = buf[..cut].to_vec();
+            damaged.extend_from_slice(&garbage);
+            let (frames, valid) = decode_frames(&damaged);
+            // Never more than was written before the cut, never a frame that was not written.
+            let whole = ends.iter().filter(|e| **e <= cut).count() - 1;
+            prop_assert!(frames.len() >= whole);
+            for (got, want) in frames.iter().zip(&payloads) {
+                prop_assert_eq!(*got, want.as_slice());
+            }
+            prop_assert!(frames.len() <= payloads.len() + garbage.len() / HEADER_LEN);
+            if garbage.is_empty() {
+                prop_assert_eq!(frames.len(), whole);
+                prop_assert_eq!(valid, ends[whole]);
+            }
+        }
+    }
 
     #[test]
     fn frames_round_trip() {
         let mut buf = Vec::new();
         encode_frame(b"one", &mut buf).expect("encode");
-        encode_frame(b"", &mut buf).expect("encode");
         encode_frame(b"three", &mut buf).expect("encode");
+        assert!(encode_frame(b"", &mut buf).is_err());
         let (frames, valid) = decode_frames(&buf);
-        assert_eq!(frames, vec![&b"one"[..], &b""[..], &b"three"[..]]);
+        assert_eq!(frames, vec![&b"one"[..], &b"three"[..]]);
         assert_eq!(valid, buf.len());
+    }
+
+    #[test]
+    fn a_zero_filled_tail_is_not_a_frame() {
+        let mut buf = Vec::new();
+        encode_frame(b"one", &mut buf).expect("encode");
+        let valid_len = buf.len();
+        buf.extend_from_slice(&[0u8; 4096]);
+        let (frames, valid) = decode_frames(&buf);
+        assert_eq!(frames, vec![&b"one"[..]]);
+        assert_eq!(valid, valid_len);
     }
 
     #[test]
