@@ -27,4 +27,4 @@ pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage};
 pub use uuid::Uuid;
 pub mod quorum;
 
-pub use quorum::{MetadataQuorum, QuorumConfig};
+pub use quorum::{MetadataQuorum, QuorumConfig, QuorumStatus};

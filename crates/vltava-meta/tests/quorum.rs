@@ -223,6 +223,12 @@ async fn controller_errors_and_validate_only_write_nothing() {
         Some("2".into())
     );
     assert!(quorum.image().cluster_id().is_some());
+    let status = quorum.status();
+    assert_eq!(status.leader_id, Some(1));
+    assert!(status.leader_epoch >= 1);
+    assert_eq!(status.voters.len(), 1);
+    assert_eq!(status.voters[0].0, 1);
+    assert!(status.high_watermark.is_some());
     quorum.shutdown().await;
 }
 

@@ -76,6 +76,19 @@ pub struct QuorumConfig {
     pub controller_listener: SocketAddr,
 }
 
+/// The quorum as DescribeQuorum (API 55) reports it, from this node's Raft metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumStatus {
+    /// The leader's node id, if known.
+    pub leader_id: Option<i32>,
+    /// The Raft term (KRaft's leader epoch).
+    pub leader_epoch: u64,
+    /// Index of the last committed entry (KRaft's high watermark), if any.
+    pub high_watermark: Option<u64>,
+    /// Voters and, when this node leads, the last log index each has replicated.
+    pub voters: Vec<(i32, Option<u64>)>,
+}
+
 /// A controller operation, as executed on the leader (and forwarded to it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum ControllerCall {
@@ -298,6 +311,32 @@ impl MetadataQuorum {
     pub fn leader(&self) -> Option<i32> {
         let leader = self.inner.raft.metrics().borrow_watched().current_leader;
         leader.and_then(|id| i32::try_from(id).ok())
+    }
+
+    /// Leader, epoch, high watermark and voter progress, for DescribeQuorum.
+    pub fn status(&self) -> QuorumStatus {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        let to_i32 = |id: u64| i32::try_from(id).unwrap_or(i32::MAX);
+        let voters = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .map(|id| {
+                let matched = m
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id))
+                    .and_then(|l| l.as_ref().map(|l| l.index));
+                (to_i32(id), matched)
+            })
+            .collect();
+        QuorumStatus {
+            leader_id: m.current_leader.map(to_i32),
+            leader_epoch: m.current_term,
+            high_watermark: m.cluster_committed.as_ref().map(|l| l.index),
+            voters,
+        }
     }
 
     /// Registers (or re-registers) a broker's endpoint.
