@@ -6,6 +6,7 @@
 //! On the leader, operations are serialized: read the latest image (after a linearizable read
 //! barrier), decide with [`crate::controller`], propose the records, wait for them to apply.
 
+pub(crate) mod dispatch;
 pub mod log_store;
 pub(crate) mod network;
 pub mod state_machine;
@@ -15,27 +16,26 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openraft::async_runtime::watch::WatchReceiver;
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
-use openraft::{BasicNode, Config, ReadPolicy, SnapshotPolicy};
-use serde::{Deserialize, Serialize};
+use openraft::error::{InitializeError, RaftError};
+use openraft::{BasicNode, Config, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::controller::{
-    brokers, configs, topics, AlterOp, ConfigResource, CreateTopicRequest, CreatedTopic,
-    TopicDefaults, TopicRef,
+    AlterOp, ConfigResource, CreateTopicRequest, CreatedTopic, TopicDefaults, TopicRef,
 };
 use crate::error::{ControllerError, MetaError};
 use crate::image::MetadataImage;
 use crate::records::{MetadataBatch, MetadataRecord};
 
+use self::dispatch::{ControllerCall, ControllerReply};
 use self::log_store::FileLogStore;
-use self::network::{PeerRequest, PeerResponse, TcpNetworkFactory};
+use self::network::TcpNetworkFactory;
 pub use self::state_machine::{ApplyOutcome, MetadataStateMachine};
 
 openraft::declare_raft_types!(
@@ -87,68 +87,6 @@ pub struct QuorumStatus {
     pub high_watermark: Option<u64>,
     /// Voters and, when this node leads, the last log index each has replicated.
     pub voters: Vec<(i32, Option<u64>)>,
-}
-
-/// A controller operation, as executed on the leader (and forwarded to it).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum ControllerCall {
-    RegisterBroker {
-        node_id: i32,
-        host: String,
-        port: u16,
-        rack: Option<String>,
-    },
-    CreateTopics {
-        requests: Vec<CreateTopicRequest>,
-        validate_only: bool,
-        defaults: TopicDefaults,
-    },
-    DeleteTopics {
-        topics: Vec<TopicRef>,
-    },
-    CreatePartitions {
-        topic: String,
-        new_total: i32,
-        validate_only: bool,
-    },
-    AlterConfigs {
-        resource: ConfigResource,
-        ops: Vec<(String, AlterOp)>,
-        validate_only: bool,
-    },
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum ControllerReply {
-    Unit(Result<(), ControllerError>),
-    CreateTopics(Vec<Result<CreatedTopic, ControllerError>>),
-    DeleteTopics(Vec<Result<(String, Uuid), ControllerError>>),
-}
-
-impl ControllerCall {
-    /// The reply that fails every part of this call with `error`.
-    fn fail(&self, error: ControllerError) -> ControllerReply {
-        match self {
-            ControllerCall::CreateTopics { requests, .. } => {
-                ControllerReply::CreateTopics(requests.iter().map(|_| Err(error.clone())).collect())
-            }
-            ControllerCall::DeleteTopics { topics } => {
-                ControllerReply::DeleteTopics(topics.iter().map(|_| Err(error.clone())).collect())
-            }
-            _ => ControllerReply::Unit(Err(error)),
-        }
-    }
-}
-
-impl ControllerReply {
-    fn is_not_controller(&self) -> bool {
-        let nc = |e: Option<&ControllerError>| matches!(e, Some(ControllerError::NotController));
-        match self {
-            ControllerReply::Unit(r) => nc(r.as_ref().err()),
-            ControllerReply::CreateTopics(v) => v.iter().any(|r| nc(r.as_ref().err())),
-            ControllerReply::DeleteTopics(v) => v.iter().any(|r| nc(r.as_ref().err())),
-        }
-    }
 }
 
 /// State shared by the quorum handle and its background tasks.
@@ -459,186 +397,6 @@ impl QuorumInner {
 
     fn is_shut_down(&self) -> bool {
         *self.shutdown_tx.borrow()
-    }
-
-    async fn call_unit(&self, call: ControllerCall) -> Result<(), ControllerError> {
-        match self.call(call).await {
-            ControllerReply::Unit(r) => r,
-            _ => Err(ControllerError::Storage(
-                "unexpected controller reply".into(),
-            )),
-        }
-    }
-
-    /// Runs `call` on the leader: here if this node leads, else forwarded to it. Waits up to
-    /// [`REQUEST_TIMEOUT`] for a leader to be known.
-    async fn call(&self, call: ControllerCall) -> ControllerReply {
-        let deadline = Instant::now() + REQUEST_TIMEOUT;
-        let mut metrics = self.raft.metrics();
-        loop {
-            if self.is_shut_down() {
-                return call.fail(ControllerError::NotController);
-            }
-            let (leader, leader_addr) = {
-                let m = metrics.borrow_watched();
-                let leader = m.current_leader;
-                let addr = leader.and_then(|id| {
-                    m.membership_config
-                        .membership()
-                        .get_node(&id)
-                        .map(|n| n.addr.clone())
-                });
-                (leader, addr)
-            };
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let reply = match (leader, leader_addr) {
-                (Some(id), _) if id == self.node_id => {
-                    Some(self.execute_on_leader(call.clone()).await)
-                }
-                (Some(_), Some(addr)) => {
-                    let request = PeerRequest::Controller(call.clone());
-                    match network::call_once(&addr, &request, remaining).await {
-                        Ok(PeerResponse::Controller(reply)) => Some(reply),
-                        Ok(other) => {
-                            tracing::debug!(?other, "unexpected forwarding reply");
-                            None
-                        }
-                        Err(e) => {
-                            tracing::debug!(error = %e, %addr, "forwarding to the controller leader failed");
-                            None
-                        }
-                    }
-                }
-                _ => None,
-            };
-            match reply {
-                Some(reply) if !reply.is_not_controller() => return reply,
-                Some(reply) if Instant::now() >= deadline => return reply,
-                _ if Instant::now() >= deadline => {
-                    return call.fail(ControllerError::NotController)
-                }
-                _ => {}
-            }
-            // No leader yet, or leadership moved: wait for a metrics change (or a short while).
-            let wait = remaining.min(Duration::from_millis(100));
-            let _ = tokio::time::timeout(wait, metrics.changed()).await;
-        }
-    }
-
-    /// Executes `call` on this node, which must be the leader.
-    pub(crate) async fn execute_on_leader(&self, call: ControllerCall) -> ControllerReply {
-        let _serialized = self.controller_lock.lock().await;
-        // Make sure every entry committed by earlier leaders is in the image we decide on.
-        if let Err(e) = self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-            tracing::debug!(error = %e, "not the controller leader");
-            return call.fail(ControllerError::NotController);
-        }
-        let image = self.state_machine.image();
-        match call {
-            ControllerCall::RegisterBroker {
-                node_id,
-                host,
-                port,
-                rack,
-            } => {
-                let result =
-                    match brokers::register_broker(&image, node_id, &host, port, rack.as_deref()) {
-                        Ok(records) => self.propose(records).await,
-                        Err(e) => Err(e),
-                    };
-                ControllerReply::Unit(result)
-            }
-            ControllerCall::CreateTopics {
-                requests,
-                validate_only,
-                defaults,
-            } => {
-                let decided = topics::create_topics(&image, &requests, defaults, &mut Uuid::new_v4);
-                let mut records = Vec::new();
-                let mut results = Vec::with_capacity(decided.len());
-                for d in decided {
-                    match d {
-                        Ok((created, topic_records)) => {
-                            records.extend(topic_records);
-                            results.push(Ok(created));
-                        }
-                        Err(e) => results.push(Err(e)),
-                    }
-                }
-                if !validate_only {
-                    if let Err(e) = self.propose(records).await {
-                        for r in results.iter_mut().filter(|r| r.is_ok()) {
-                            *r = Err(e.clone());
-                        }
-                    }
-                }
-                ControllerReply::CreateTopics(results)
-            }
-            ControllerCall::DeleteTopics { topics: refs } => {
-                let decided = topics::delete_topics(&image, &refs);
-                let mut records = Vec::new();
-                let mut results = Vec::with_capacity(decided.len());
-                for d in decided {
-                    match d {
-                        Ok((name, id, record)) => {
-                            records.push(record);
-                            results.push(Ok((name, id)));
-                        }
-                        Err(e) => results.push(Err(e)),
-                    }
-                }
-                if let Err(e) = self.propose(records).await {
-                    for r in results.iter_mut().filter(|r| r.is_ok()) {
-                        *r = Err(e.clone());
-                    }
-                }
-                ControllerReply::DeleteTopics(results)
-            }
-            ControllerCall::CreatePartitions {
-                topic,
-                new_total,
-                validate_only,
-            } => {
-                let result = match topics::create_partitions(&image, &topic, new_total) {
-                    Ok(_) if validate_only => Ok(()),
-                    Ok(records) => self.propose(records).await,
-                    Err(e) => Err(e),
-                };
-                ControllerReply::Unit(result)
-            }
-            ControllerCall::AlterConfigs {
-                resource,
-                ops,
-                validate_only,
-            } => {
-                let result = match configs::alter_configs(&image, &resource, &ops) {
-                    Ok(_) if validate_only => Ok(()),
-                    Ok(records) => self.propose(records).await,
-                    Err(e) => Err(e),
-                };
-                ControllerReply::Unit(result)
-            }
-        }
-    }
-
-    /// Appends `records` as one batch and waits until it is committed and applied.
-    async fn propose(&self, records: Vec<MetadataRecord>) -> Result<(), ControllerError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        match self.raft.client_write(MetadataBatch { records }).await {
-            Ok(response) => match response.data.error {
-                None => Ok(()),
-                Some(e) => Err(ControllerError::Storage(format!(
-                    "metadata batch rejected: {e}"
-                ))),
-            },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))
-            | Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => {
-                Err(ControllerError::NotController)
-            }
-            Err(e) => Err(ControllerError::Storage(e.to_string())),
-        }
     }
 }
 

@@ -22,7 +22,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
 use super::{
-    ControllerCall, ControllerReply, QuorumInner, Raft, Snapshot, SnapshotMeta, TypeConfig, Vote,
+    dispatch::{ControllerCall, ControllerReply},
+    QuorumInner, Raft, Snapshot, SnapshotMeta, TypeConfig, Vote,
 };
 use crate::image::MetadataImage;
 
