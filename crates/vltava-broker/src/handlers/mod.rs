@@ -150,6 +150,36 @@ pub async fn dispatch(
     }
 }
 
+/// Decodes a request body with the type `dispatch` would use, without handling it: for the
+/// decoder property tests and fuzzing (the decode step is where client bytes meet the codec).
+pub fn decode_only(api_key: ApiKey, api_version: i16, body: Bytes) -> Result<(), ConnectionError> {
+    use kafka_protocol::messages as m;
+    let ctx = RequestContext {
+        api_key,
+        api_version,
+        correlation_id: 0,
+    };
+    match api_key {
+        ApiKey::ApiVersions => ctx.decode::<m::ApiVersionsRequest>(body).map(drop),
+        ApiKey::Metadata => ctx.decode::<m::MetadataRequest>(body).map(drop),
+        ApiKey::CreateTopics => ctx.decode::<m::CreateTopicsRequest>(body).map(drop),
+        ApiKey::DeleteTopics => ctx.decode::<m::DeleteTopicsRequest>(body).map(drop),
+        ApiKey::CreatePartitions => ctx.decode::<m::CreatePartitionsRequest>(body).map(drop),
+        ApiKey::Produce => ctx.decode::<m::ProduceRequest>(body).map(drop),
+        ApiKey::Fetch => ctx.decode::<m::FetchRequest>(body).map(drop),
+        ApiKey::ListOffsets => ctx.decode::<m::ListOffsetsRequest>(body).map(drop),
+        ApiKey::DescribeConfigs => ctx.decode::<m::DescribeConfigsRequest>(body).map(drop),
+        ApiKey::DescribeCluster => ctx.decode::<m::DescribeClusterRequest>(body).map(drop),
+        ApiKey::DeleteRecords => ctx.decode::<m::DeleteRecordsRequest>(body).map(drop),
+        ApiKey::OffsetForLeaderEpoch => {
+            ctx.decode::<m::OffsetForLeaderEpochRequest>(body).map(drop)
+        }
+        other => Err(ConnectionError::Header(
+            crate::wire::HeaderError::UnknownApiKey(other as i16),
+        )),
+    }
+}
+
 /// Runs blocking log I/O off the runtime threads.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
