@@ -213,6 +213,14 @@ class Broker:
             (self.dir / "kafka.pid").unlink(missing_ok=True)
         self.pid = None
 
+    def assert_no_panic(self):
+        """A Vltava log with a panic fails the module even if every client call succeeded."""
+        if self.kind != "vltava":
+            return
+        text = self.log_path().read_text(errors="replace") if self.log_path().exists() else ""
+        lines = [ln for ln in text.splitlines() if "panicked at" in ln]
+        assert not lines, f"vltava panicked ({self.log_path()}):\n" + "\n".join(lines[:5])
+
     def restart(self):
         self.stop()
         self.start()
@@ -242,6 +250,15 @@ class Broker:
         raise AssertionError(f"reference broker lacks {name} {version}: {versions.get(api_key)}")
 
 
+def vltava_bug(reason):
+    """Marks a test that fails on Vltava because of a known bug (not a missing feature).
+
+    strict: once the bug is fixed the test passes, the run fails, and the marker must go.
+    Against Kafka the test runs normally.
+    """
+    return pytest.mark.xfail(TARGET == "vltava", reason=f"vltava bug: {reason}", strict=True)
+
+
 def _make_broker(tmp_path_factory, name, overrides=None):
     broker = Broker(tmp_path_factory.mktemp(name), overrides)
     try:
@@ -259,6 +276,7 @@ def broker(tmp_path_factory, request):
     b = _make_broker(tmp_path_factory, request.module.__name__.rsplit(".", 1)[-1], overrides)
     yield b
     b.stop()
+    b.assert_no_panic()
 
 
 @pytest.fixture
@@ -267,3 +285,4 @@ def fresh_broker(tmp_path_factory, request):
     b = _make_broker(tmp_path_factory, request.node.name[:40])
     yield b
     b.stop()
+    b.assert_no_panic()

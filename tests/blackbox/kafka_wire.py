@@ -32,6 +32,8 @@ NONE = 0
 CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
 MESSAGE_TOO_LARGE = 10
+INVALID_REQUIRED_ACKS = 21
+INVALID_RECORD = 87
 TOPIC_ALREADY_EXISTS = 36
 UNSUPPORTED_VERSION = 35
 
@@ -130,8 +132,10 @@ def record(offset_delta, timestamp_delta, key, value, headers=()):
     return varint(len(body)) + bytes(body)
 
 
-def record_batch(records, base_timestamp=None, corrupt_crc=False):
-    """An uncompressed RecordBatch v2 of (key, value) pairs with a correct (or flipped) CRC32C."""
+def record_batch(records, base_timestamp=None, corrupt_crc=False, base_offset=0,
+                 last_offset_delta=None, magic=2):
+    """An uncompressed RecordBatch v2 of (key, value) pairs with a correct (or flipped) CRC32C;
+    base_offset, last_offset_delta and magic may be set wrong on purpose."""
     if base_timestamp is None:
         base_timestamp = int(time.time() * 1000)
     encoded = b"".join(
@@ -140,7 +144,7 @@ def record_batch(records, base_timestamp=None, corrupt_crc=False):
     after_crc = struct.pack(
         ">hiqqqhii",
         0,  # attributes: no compression, CreateTime, not transactional, not control
-        len(records) - 1,  # lastOffsetDelta
+        len(records) - 1 if last_offset_delta is None else last_offset_delta,
         base_timestamp,
         base_timestamp,  # maxTimestamp
         -1,  # producerId
@@ -152,8 +156,8 @@ def record_batch(records, base_timestamp=None, corrupt_crc=False):
     if corrupt_crc:
         crc ^= 0xDEADBEEF
     # partitionLeaderEpoch, magic, crc
-    after_length = struct.pack(">ibI", -1, 2, crc) + after_crc
-    return struct.pack(">qi", 0, len(after_length)) + after_length
+    after_length = struct.pack(">ibI", -1, magic, crc) + after_crc
+    return struct.pack(">qi", base_offset, len(after_length)) + after_length
 
 
 # --- frames ----------------------------------------------------------------------------------
@@ -241,6 +245,15 @@ class Connection:
     def recv_frame(self) -> bytes:
         (size,) = struct.unpack(">i", self._recv_exact(4))
         return self._recv_exact(size)
+
+    def send_request(self, api_key, api_version, body: bytes, flexible_header=False):
+        """Send one request without waiting; return its correlation id."""
+        self.correlation_id += 1
+        header = (request_header_v2 if flexible_header else request_header_v1)(
+            api_key, api_version, self.correlation_id
+        )
+        self.send_raw(frame(header + body))
+        return self.correlation_id
 
     def request(self, api_key, api_version, body: bytes, flexible_header=False):
         """Send one request; return (correlation_id, response bytes after the correlation id)."""

@@ -40,3 +40,26 @@ def test_creating_an_existing_topic_fails_with_topic_already_exists(broker):
     # The first topic is untouched.
     md = admin(broker).list_topics(topic="twice", timeout=15)
     assert len(md.topics["twice"].partitions) == 2
+
+
+@pytest.mark.parametrize("topic,partitions,replication,code", [
+    ("zero-partitions", 0, 1, KafkaError.INVALID_PARTITIONS),
+    ("too-many-replicas", 1, 3, KafkaError.INVALID_REPLICATION_FACTOR),
+    ("bad/name", 1, 1, KafkaError.TOPIC_EXCEPTION),
+    ("..", 1, 1, KafkaError.TOPIC_EXCEPTION),
+    ("x" * 250, 1, 1, KafkaError.TOPIC_EXCEPTION),
+])
+def test_invalid_create_topics_requests_get_kafkas_error_codes(broker, topic, partitions,
+                                                               replication, code):
+    broker.require(wire.API_CREATE_TOPICS)
+    a = admin(broker)
+    futures = a.create_topics([NewTopic(topic, num_partitions=partitions,
+                                        replication_factor=replication)],
+                              operation_timeout=20, request_timeout=20)
+    with pytest.raises(Exception) as e:
+        futures[topic].result(timeout=30)
+    err = e.value.args[0]
+    assert isinstance(err, KafkaError), e.value
+    assert err.code() == code, err
+    md = a.list_topics(timeout=15)
+    assert topic not in md.topics, f"{topic!r} was created anyway"

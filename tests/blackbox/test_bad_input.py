@@ -7,6 +7,7 @@ import pytest
 
 import kafka_wire as wire
 from clients import create_topic
+from conftest import vltava_bug
 
 BROKER_OVERRIDES = {"auto.create.topics.enable": "false"}
 SOCKET_REQUEST_MAX_BYTES = 104857600  # socket.request.max.bytes default
@@ -76,11 +77,37 @@ def test_api_versions_with_too_new_version_answers_v0_unsupported_version(broker
         assert error == wire.NONE and wire.API_PRODUCE in keys
 
 
-def _produce(broker, topic, batch, partition=0):
+def test_unsupported_version_of_a_known_api_closes_the_connection(broker):
+    with wire.Connection(broker.port) as c:
+        c.send_raw(wire.frame(wire.request_header_v1(wire.API_METADATA, 999, 1)
+                              + wire.metadata_v4_request()))
+        assert c.closed_by_peer(), "connection stayed open after Metadata v999"
+
+
+def test_frame_cut_short_by_the_client_leaves_the_broker_serving(broker):
+    with wire.Connection(broker.port) as c:
+        c.send_raw(struct.pack(">i", 1000) + wire.request_header_v1(wire.API_METADATA, 4, 1))
+    # the autouse check: a second connection still gets answers
+
+
+def test_pipelined_requests_are_answered_in_order(broker):
+    broker.require(wire.API_METADATA, 4)
+    with wire.Connection(broker.port) as c:
+        sent = []
+        for i in range(12):
+            if i % 2:
+                sent.append(c.send_request(wire.API_METADATA, 4, wire.metadata_v4_request()))
+            else:
+                sent.append(c.send_request(wire.API_API_VERSIONS, 0, b""))
+        got = [struct.unpack(">i", c.recv_frame()[:4])[0] for _ in sent]
+    assert got == sent
+
+
+def _produce(broker, topic, batch, partition=0, acks=-1):
     broker.require(wire.API_PRODUCE, 8)
     with wire.Connection(broker.port, timeout=20) as c:
-        response = wire.parse_produce_v8(
-            c.request(wire.API_PRODUCE, 8, wire.produce_v8_request(topic, partition, batch)))
+        response = wire.parse_produce_v8(c.request(
+            wire.API_PRODUCE, 8, wire.produce_v8_request(topic, partition, batch, acks=acks)))
     assert list(response) == [(topic, partition)], response
     return response[(topic, partition)]
 
@@ -115,3 +142,35 @@ def test_produce_to_unknown_topic_without_auto_create_is_unknown_topic(broker):
     md = wire.metadata_v4(broker.port, topics=["no-such-topic"])
     assert md["topics"][0]["error_code"] == wire.UNKNOWN_TOPIC_OR_PARTITION, \
         "the topic was created although auto.create.topics.enable=false"
+
+
+def test_produce_to_a_partition_that_does_not_exist_is_unknown_topic_or_partition(broker, topic):
+    result = _produce(broker, topic, wire.record_batch([(b"k", b"v")]), partition=7)
+    assert result["error_code"] == wire.UNKNOWN_TOPIC_OR_PARTITION, result
+
+
+def test_produce_with_acks_2_is_invalid_required_acks(broker, topic):
+    result = _produce(broker, topic, wire.record_batch([(b"k", b"v")]), acks=2)
+    assert result["error_code"] == wire.INVALID_REQUIRED_ACKS, result
+
+
+@pytest.mark.parametrize("defect", [
+    pytest.param({"base_offset": 5}, id="base_offset_5", marks=vltava_bug(
+        "a client batch with baseOffset != 0 is appended; Kafka answers INVALID_RECORD")),
+    pytest.param({"last_offset_delta": 3}, id="last_offset_delta_past_count"),
+])
+def test_produce_batch_with_inconsistent_offsets_is_invalid_record(broker, topic, defect):
+    batch = wire.record_batch([(b"k1", b"v1"), (b"k2", b"v2")], **defect)
+    result = _produce(broker, topic, batch)
+    assert result["error_code"] == wire.INVALID_RECORD, result
+
+
+def test_rejected_batches_leave_no_trace_in_the_log(broker, topic):
+    """Whatever was refused above, the partition holds exactly the accepted batches."""
+    from clients import read_confluent
+    first = _produce(broker, topic, wire.record_batch([(b"marker", b"last")]))
+    assert first["error_code"] == wire.NONE
+    got = read_confluent(broker, topic, 0, first["base_offset"] + 1)
+    assert [g[0] for g in got] == list(range(first["base_offset"] + 1))
+    assert all(g[2] != b"v" * 100 for g in got), "the corrupt batch was appended"
+    assert got[-1][1:3] == (b"marker", b"last")
