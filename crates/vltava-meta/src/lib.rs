@@ -12,6 +12,10 @@
 //! partition data (vltava-log), or replication of partition data (the broker).
 //!
 //! A single node is a one-voter quorum running the same code as three.
+//!
+//! Not yet: image snapshots on disk (the log is replayed from the start, and never purged),
+//! broker heartbeats and fencing, leader/ISR changes (the `Partition` record already replaces a
+//! partition), and adding or removing voters at runtime.
 
 pub mod controller;
 pub mod delta;

@@ -215,6 +215,7 @@ impl MetadataQuorum {
         ));
         inner.track(server);
 
+        let configured: Vec<u64> = voters.keys().copied().collect();
         if pristine {
             match raft.initialize(voters).await {
                 Ok(()) => {}
@@ -227,6 +228,23 @@ impl MetadataQuorum {
                 .applied_index_at_least(Some(committed.index), "replay committed metadata")
                 .await
                 .map_err(|e| MetaError::Raft(format!("replaying the metadata log: {e}")))?;
+        }
+        // After the first start the membership lives in the log; changing
+        // controller.quorum.voters in the config does not change it (adding voters is a
+        // membership change, not a config edit).
+        let stored: Vec<u64> = raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        if !pristine && !stored.is_empty() && stored != configured {
+            tracing::warn!(
+                ?stored,
+                ?configured,
+                "controller.quorum.voters differs from the voters in the metadata log; the log wins"
+            );
         }
         let cluster_id_task =
             tokio::spawn(ensure_cluster_id(Arc::downgrade(&inner), raft.metrics()));
