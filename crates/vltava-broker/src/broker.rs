@@ -25,6 +25,8 @@ pub struct Broker {
     pub advertised: Endpoint,
     pub quorum: MetadataQuorum,
     pub replicas: Arc<ReplicaManager>,
+    /// Set when shutdown begins: waiting fetches answer at once instead of at `max_wait_ms`.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Broker {
@@ -45,7 +47,17 @@ impl Broker {
             tokio::task::spawn_blocking(move || LogDir::open(&root, LogDirOptions::default()))
                 .await
                 .map_err(|e| BrokerError::Io(std::io::Error::other(e)))??;
-        let clean = log_dir.was_clean_shutdown();
+        let fresh = log_dir
+            .partitions_on_disk()
+            .iter()
+            .all(|tp| tp.topic == "__cluster_metadata");
+        let previous_run = if fresh {
+            "new log directory"
+        } else if log_dir.was_clean_shutdown() {
+            "after a clean shutdown"
+        } else {
+            "after an unclean shutdown"
+        };
 
         let quorum = MetadataQuorum::start(QuorumConfig {
             node_id: config.node.node_id,
@@ -74,13 +86,8 @@ impl Broker {
                 .map_err(|e| BrokerError::Io(std::io::Error::other(e)))??
         };
         info!(
-            "recovered {opened} partitions in {:?} ({} shutdown)",
-            started.elapsed(),
-            if clean {
-                "after a clean"
-            } else {
-                "after an unclean"
-            }
+            "recovered {opened} partitions in {:?} ({previous_run})",
+            started.elapsed()
         );
 
         let broker = Arc::new(Broker {
@@ -88,6 +95,7 @@ impl Broker {
             advertised,
             quorum,
             replicas,
+            stopping: tokio::sync::watch::Sender::new(false),
         });
         broker.spawn_image_follower();
         broker.spawn_log_maintenance();
@@ -196,6 +204,16 @@ impl Broker {
                     tokio::task::spawn_blocking(move || replicas.maintain(now, retention)).await;
             }
         });
+    }
+
+    /// Tells long-polling fetches to answer now (called when the listener stops).
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Completes once shutdown has begun.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// Flushes every log and writes the clean-shutdown marker, then stops the quorum.

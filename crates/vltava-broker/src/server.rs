@@ -66,6 +66,7 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     }
     info!("shutting down: no new connections, finishing in-flight requests");
     let _ = stop_tx.send(true);
+    broker.begin_shutdown();
     drop(done_tx);
     if tokio::time::timeout(DRAIN_TIMEOUT, done_rx.recv())
         .await

@@ -348,3 +348,23 @@ async fn restart_replays_metadata_and_reopens_logs() {
     assert_eq!(metadata.topics.len(), 1);
     assert_eq!(metadata.topics[0].partitions.len(), 2);
 }
+
+#[tokio::test]
+async fn shutdown_answers_waiting_fetches_instead_of_waiting_them_out() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "idle", 1).await;
+    let (id, frame) = client.frame(12, &fetch_request("idle", 0, 60_000));
+    client.send_raw(&frame).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let stopping = tokio::spawn(broker.stop());
+    let response = client
+        .read_frame()
+        .await
+        .expect("the in-flight fetch is answered");
+    assert_eq!(i32::from_be_bytes(response[..4].try_into().unwrap()), id);
+    stopping.await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(client.is_closed().await, "then the connection closes");
+}

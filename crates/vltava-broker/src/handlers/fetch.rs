@@ -77,7 +77,8 @@ pub async fn handle(
         max_wait: Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)),
     };
     let ctx = ctx.clone();
-    Ok(Reply::Later(tokio::spawn(run(ctx, plan))))
+    let stopping = broker.stopping();
+    Ok(Reply::Later(tokio::spawn(run(ctx, plan, stopping))))
 }
 
 /// KIP-320: a consumer that knows a newer epoch than ours must wait for our metadata; one that
@@ -100,8 +101,12 @@ struct Plan {
     max_wait: Duration,
 }
 
-async fn run(ctx: RequestContext, plan: Plan) -> Result<Outgoing, ConnectionError> {
-    let deadline = Instant::now() + plan.max_wait;
+async fn run(
+    ctx: RequestContext,
+    plan: Plan,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> Result<Outgoing, ConnectionError> {
+    let mut deadline = Instant::now() + plan.max_wait;
     let waitable: Vec<Arc<Partition>> = plan
         .wanted
         .iter()
@@ -132,7 +137,10 @@ async fn run(ctx: RequestContext, plan: Plan) -> Result<Outgoing, ConnectionErro
             }
             Poll::Pending
         });
-        let _ = tokio::time::timeout_at(deadline, any_append).await;
+        tokio::select! {
+            _ = tokio::time::timeout_at(deadline, any_append) => {}
+            _ = stopping.wait_for(|stopping| *stopping) => deadline = Instant::now(),
+        }
     }
 }
 
