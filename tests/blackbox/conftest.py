@@ -5,6 +5,7 @@ BROKER=kafka runs Apache Kafka 4.4 through scripts/reference-kafka. Both listen 
 ports and keep their data in a pytest temp dir; every process started here is stopped here.
 """
 
+import gc
 import os
 import signal
 import socket
@@ -275,6 +276,7 @@ def broker(tmp_path_factory, request):
     overrides = getattr(request.module, "BROKER_OVERRIDES", None)
     b = _make_broker(tmp_path_factory, request.module.__name__.rsplit(".", 1)[-1], overrides)
     yield b
+    gc.collect()  # clients the tests dropped disconnect now, not after the broker is gone
     b.stop()
     b.assert_no_panic()
 
@@ -284,5 +286,6 @@ def fresh_broker(tmp_path_factory, request):
     """A broker of its own for one test (restart and crash tests)."""
     b = _make_broker(tmp_path_factory, request.node.name[:40])
     yield b
+    gc.collect()  # clients the tests dropped disconnect now, not after the broker is gone
     b.stop()
     b.assert_no_panic()

@@ -1,4 +1,7 @@
-"""CreateTopics through confluent-kafka's AdminClient."""
+"""Topic administration through confluent-kafka's AdminClient: create, delete, grow,
+describe configs, delete records."""
+
+import time
 
 import pytest
 from confluent_kafka import KafkaError
@@ -63,3 +66,104 @@ def test_invalid_create_topics_requests_get_kafkas_error_codes(broker, topic, pa
     assert err.code() == code, err
     md = a.list_topics(timeout=15)
     assert topic not in md.topics, f"{topic!r} was created anyway"
+
+
+API_DELETE_TOPICS = 20
+API_DELETE_RECORDS = 21
+API_DESCRIBE_CONFIGS = 32
+API_CREATE_PARTITIONS = 37
+
+
+def _result(futures, key, timeout=30):
+    return futures[key].result(timeout=timeout)
+
+
+def _error_code(futures, key):
+    with pytest.raises(Exception) as e:
+        _result(futures, key)
+    err = e.value.args[0]
+    assert isinstance(err, KafkaError), e.value
+    return err.code()
+
+
+def test_deleted_topic_disappears_and_can_be_created_afresh(broker):
+    broker.require(API_DELETE_TOPICS, what="DeleteTopics")
+    from clients import Rec, produce, wait_for_topic
+    create_topic(broker, "doomed", 2)
+    produce(broker, "doomed", [Rec(b"k", b"old", [], 1_700_000_000_000)])
+    a = admin(broker)
+    _result(a.delete_topics(["doomed"], operation_timeout=20, request_timeout=20), "doomed")
+    deadline = time.monotonic() + 30
+    while "doomed" in a.list_topics(timeout=15).topics and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "doomed" not in a.list_topics(timeout=15).topics
+    assert _error_code(a.delete_topics(["doomed"], operation_timeout=20, request_timeout=20),
+                       "doomed") == KafkaError.UNKNOWN_TOPIC_OR_PART
+    # The name is free again, and the new topic starts empty at offset 0.
+    deadline = time.monotonic() + 30
+    while True:
+        futures = a.create_topics([NewTopic("doomed", num_partitions=1, replication_factor=1)],
+                                  operation_timeout=20, request_timeout=20)
+        try:
+            _result(futures, "doomed")
+            break
+        except Exception:  # Kafka may still be deleting the old one (TOPIC_ALREADY_EXISTS)
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    wait_for_topic(broker, "doomed", 1)
+    fresh = [Rec(b"k", b"new", [], 1_700_000_000_001)]
+    produce(broker, "doomed", fresh)
+    assert fresh[0].offset == 0
+
+
+def test_create_partitions_grows_a_topic_and_refuses_to_shrink_it(broker):
+    broker.require(API_CREATE_PARTITIONS, what="CreatePartitions")
+    from confluent_kafka.admin import NewPartitions
+    from clients import wait_for_topic
+    create_topic(broker, "growing", 2)
+    a = admin(broker)
+    _result(a.create_partitions([NewPartitions("growing", 5)], operation_timeout=20,
+                                request_timeout=20), "growing")
+    wait_for_topic(broker, "growing", 5)
+    code = _error_code(a.create_partitions([NewPartitions("growing", 3)], operation_timeout=20,
+                                           request_timeout=20), "growing")
+    assert code == KafkaError.INVALID_PARTITIONS
+    assert len(a.list_topics(topic="growing", timeout=15).topics["growing"].partitions) == 5
+
+
+def test_describe_configs_shows_defaults_and_the_overrides_a_topic_was_created_with(broker):
+    broker.require(API_DESCRIBE_CONFIGS, what="DescribeConfigs")
+    from confluent_kafka.admin import ConfigResource
+    create_topic(broker, "configured", 1, config={"retention.ms": "3600000",
+                                                  "cleanup.policy": "compact"})
+    a = admin(broker)
+    res = ConfigResource(ConfigResource.Type.TOPIC, "configured")
+    entries = _result(a.describe_configs([res], request_timeout=20), res)
+    assert entries["retention.ms"].value == "3600000"
+    assert not entries["retention.ms"].is_default
+    assert entries["cleanup.policy"].value == "compact"
+    assert entries["max.message.bytes"].value == "1048588"
+    assert entries["max.message.bytes"].is_default
+
+
+def test_delete_records_moves_the_log_start_offset(broker):
+    broker.require(API_DELETE_RECORDS, what="DeleteRecords")
+    from confluent_kafka import Consumer, TopicPartition
+    from clients import Rec, produce, read_confluent
+    create_topic(broker, "trimmed", 1)
+    records = [Rec(b"k", f"v{i}".encode(), [], 1_700_000_000_000 + i) for i in range(30)]
+    produce(broker, "trimmed", records)
+    a = admin(broker)
+    tp = TopicPartition("trimmed", 0, 10)
+    result = _result(a.delete_records([tp], request_timeout=20, operation_timeout=20), tp)
+    assert result.low_watermark == 10
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "blackbox-unused"})
+    try:
+        assert c.get_watermark_offsets(TopicPartition("trimmed", 0), timeout=15,
+                                       cached=False) == (10, 30)
+    finally:
+        c.close()
+    from confluent_kafka import OFFSET_BEGINNING
+    got = read_confluent(broker, "trimmed", 0, 20, start=OFFSET_BEGINNING)
+    assert [(o, v) for o, _, v, _, _ in got] == [(i, f"v{i}".encode()) for i in range(10, 30)]

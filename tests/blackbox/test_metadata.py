@@ -29,3 +29,16 @@ def test_api_versions_v0_lists_itself_and_metadata(broker):
     assert trailing == 0, "ApiVersions v0 response has trailing bytes"
     assert keys[wire.API_API_VERSIONS][0] == 0 and keys[wire.API_API_VERSIONS][1] >= 3
     assert wire.API_METADATA in keys
+
+
+def test_producing_to_a_new_topic_creates_it_when_auto_create_is_on(broker):
+    """auto.create.topics.enable defaults to true, with num.partitions (1) partitions."""
+    import time
+
+    from clients import Rec, produce, wait_for_topic
+    broker.require(wire.API_PRODUCE)
+    records = [Rec(b"k", b"first", [], int(time.time() * 1000))]
+    produce(broker, "made-on-demand", records, extra={"message.timeout.ms": 30000})
+    assert records[0].offset == 0
+    md = wait_for_topic(broker, "made-on-demand", 1)
+    assert len(md.topics["made-on-demand"].partitions) == 1

@@ -153,3 +153,22 @@ def test_kafka_python_offsets_for_times_agrees(broker, timeline):
         assert c.end_offsets([tp])[tp] >= COUNT
     finally:
         c.close()
+
+
+def test_fetch_past_the_end_is_offset_out_of_range(broker, timeline):
+    from confluent_kafka import KafkaError
+    c = _consumer(broker)  # auto.offset.reset=error: the broker's error reaches the app
+    try:
+        c.assign([TopicPartition(TOPIC, 0, 1_000_000)])
+        deadline = time.monotonic() + 20
+        err = None
+        while err is None and time.monotonic() < deadline:
+            msg = c.poll(0.5)
+            if msg is not None:
+                assert msg.error(), f"read offset {msg.offset()} past the end"
+                err = msg.error()
+        assert err is not None, "no error for a fetch far past the end"
+        assert err.code() == KafkaError._AUTO_OFFSET_RESET, err
+        assert "out of range" in err.str().lower(), err
+    finally:
+        c.close()
