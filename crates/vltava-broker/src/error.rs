@@ -79,3 +79,28 @@ pub fn log_error_code(e: &vltava_log::LogError) -> i16 {
 pub fn controller_error_code(e: &vltava_meta::ControllerError) -> i16 {
     e.kafka_error_code()
 }
+
+/// Maps a group coordinator error to its Kafka code.
+pub fn group_error_code(e: &crate::group::GroupError) -> i16 {
+    use crate::group::GroupError as G;
+    match e {
+        G::CoordinatorNotAvailable | G::Storage(_) => ResponseError::CoordinatorNotAvailable.code(),
+        G::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress.code(),
+        G::UnknownMemberId => ResponseError::UnknownMemberId.code(),
+        G::IllegalGeneration => ResponseError::IllegalGeneration.code(),
+        G::RebalanceInProgress => ResponseError::RebalanceInProgress.code(),
+        G::FencedInstanceId => ResponseError::FencedInstanceId.code(),
+        G::MemberIdRequired => ResponseError::MemberIdRequired.code(),
+        G::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol.code(),
+        G::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout.code(),
+        // More groups than `group.max.count`: Kafka has no such limit; the closest code a client
+        // understands (and does not retry forever) is the group size one.
+        G::GroupMaxSizeReached | G::TooManyGroups => ResponseError::GroupMaxSizeReached.code(),
+        G::InvalidGroupId => ResponseError::InvalidGroupId.code(),
+        G::GroupIdNotFound => ResponseError::GroupIdNotFound.code(),
+        G::NonEmptyGroup => ResponseError::NonEmptyGroup.code(),
+        G::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic.code(),
+        G::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge.code(),
+        G::UnknownTopicOrPartition => UNKNOWN_TOPIC_OR_PARTITION,
+    }
+}

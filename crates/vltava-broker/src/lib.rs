@@ -10,6 +10,7 @@ pub mod broker;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod group;
 pub mod handlers;
 pub mod replica;
 pub mod server;
