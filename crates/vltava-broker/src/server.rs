@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
 use crate::connection;
+use crate::error::ConnectionError;
 
 /// How long shutdown waits for connections to finish in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,8 +52,16 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
             let stop = stop_rx.clone();
             let done = done_tx.clone();
             tokio::spawn(async move {
-                if let Err(e) = connection::serve(broker, stream, stop).await {
-                    debug!("closing connection from {peer}: {e}");
+                match connection::serve(broker, stream, stop).await {
+                    Ok(()) => {}
+                    // A client going away, or Kafka's hang-up after a failed acks=0 produce.
+                    Err(
+                        e @ (ConnectionError::Io(_) | ConnectionError::AcksZeroProduceFailed(_)),
+                    ) => {
+                        debug!("connection from {peer} closed: {e}")
+                    }
+                    // Malformed input: say why we hung up (invariant 3).
+                    Err(e) => warn!("closing connection from {peer}: {e}"),
                 }
                 drop(permit);
                 drop(done);

@@ -7,6 +7,7 @@ pub mod fetch_zero_copy;
 pub mod frame;
 pub mod header;
 pub mod response;
+pub mod versions;
 
 pub use frame::{check_frame, FrameError};
 pub use header::{decode_request_header, HeaderError, ParsedHeader};
