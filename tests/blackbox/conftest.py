@@ -5,6 +5,7 @@ BROKER=kafka runs Apache Kafka 4.4 through scripts/reference-kafka. Both listen 
 ports and keep their data in a pytest temp dir; every process started here is stopped here.
 """
 
+import atexit
 import gc
 import os
 import signal
@@ -24,6 +25,26 @@ STOP_TIMEOUT = 30.0
 
 if TARGET not in ("vltava", "kafka"):
     raise pytest.UsageError(f"BROKER must be vltava or kafka, not {TARGET!r}")
+
+
+# Every broker process still running; emptied by stop/kill9. The safety net below ends them if
+# pytest itself is stopped (SIGTERM becomes KeyboardInterrupt, so fixtures still tear down).
+LIVE = set()
+
+
+def _kill_leftovers():
+    for broker in list(LIVE):
+        broker.kill9()
+
+
+atexit.register(_kill_leftovers)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+signal.signal(signal.SIGTERM, _interrupt)
 
 
 def free_port():
@@ -73,6 +94,7 @@ class Broker:
         else:
             self._start_vltava()
         self._api_versions = None
+        LIVE.add(self)
         self._wait_ready()
 
     def _start_kafka(self):
@@ -213,6 +235,7 @@ class Broker:
         if self.kind == "kafka":
             (self.dir / "kafka.pid").unlink(missing_ok=True)
         self.pid = None
+        LIVE.discard(self)
 
     def assert_no_panic(self):
         """A Vltava log with a panic fails the module even if every client call succeeded."""
