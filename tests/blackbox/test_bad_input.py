@@ -174,3 +174,24 @@ def test_rejected_batches_leave_no_trace_in_the_log(broker, topic):
     assert [g[0] for g in got] == list(range(first["base_offset"] + 1))
     assert all(g[2] != b"v" * 100 for g in got), "the corrupt batch was appended"
     assert got[-1][1:3] == (b"marker", b"last")
+
+
+def test_acks_0_produce_gets_no_response_and_the_next_request_is_answered(broker, topic):
+    broker.require(wire.API_PRODUCE, 8)
+    with wire.Connection(broker.port) as c:
+        c.send_request(wire.API_PRODUCE, 8, wire.produce_v8_request(
+            topic, 0, wire.record_batch([(b"fire", b"and forget")]), acks=0))
+        corr = c.send_request(wire.API_API_VERSIONS, 0, b"")
+        response = c.recv_frame()
+        assert struct.unpack(">i", response[:4])[0] == corr, "a response to an acks=0 produce"
+        error, _, _ = wire.parse_api_versions_v0(response[4:])
+        assert error == wire.NONE
+
+
+def test_acks_0_produce_that_fails_closes_the_connection(broker, topic):
+    """With acks=0 there is no response to carry the error, so Kafka closes the connection."""
+    broker.require(wire.API_PRODUCE, 8)
+    with wire.Connection(broker.port) as c:
+        c.send_request(wire.API_PRODUCE, 8, wire.produce_v8_request(
+            topic, 0, wire.record_batch([(b"k", b"v")], corrupt_crc=True), acks=0))
+        assert c.closed_by_peer(), "connection stayed open after a failed acks=0 produce"
