@@ -103,11 +103,19 @@ class Broker:
         env = dict(os.environ, KAFKA_START_TIMEOUT=str(int(START_TIMEOUT)))
         # Starts in about half the time (C1 only); these tests need correctness, not speed.
         env.setdefault("KAFKA_JVM_OPTS", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1")
-        out = subprocess.run(args, capture_output=True, text=True, env=env,
-                             timeout=START_TIMEOUT + 60)
-        if out.returncode != 0:
-            raise RuntimeError(f"reference-kafka start failed:\n{out.stdout}\n{out.stderr}")
-        self.pid = int((self.dir / "kafka.pid").read_text())
+        pid_file = self.dir / "kafka.pid"
+        try:
+            out = subprocess.run(args, capture_output=True, text=True, env=env,
+                                 timeout=START_TIMEOUT + 60)
+        except subprocess.TimeoutExpired:
+            out = None
+        if out is None or out.returncode != 0:
+            if pid_file.exists():  # the JVM runs in its own session: end it here
+                self.pid = int(pid_file.read_text())
+                self.kill9()
+            detail = "timed out" if out is None else f"{out.stdout}\n{out.stderr}"
+            raise RuntimeError(f"reference-kafka start failed: {detail}")
+        self.pid = int(pid_file.read_text())
 
     def _start_vltava(self):
         binary = vltava_bin()
