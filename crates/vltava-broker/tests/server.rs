@@ -80,7 +80,10 @@ async fn api_versions_advertises_the_handler_table() {
     for key in [0, 1, 2, 3, 18, 19, 20, 21, 23, 32, 37, 60] {
         assert!(keys.contains(&key), "api key {key} missing: {keys:?}");
     }
-    assert!(!keys.contains(&11), "JoinGroup is not implemented yet");
+    // Consumer groups: FindCoordinator, JoinGroup … OffsetDelete.
+    for key in [8, 9, 10, 11, 12, 13, 14, 15, 16, 42, 47] {
+        assert!(keys.contains(&key), "group api key {key} missing: {keys:?}");
+    }
 }
 
 #[tokio::test]

@@ -47,12 +47,10 @@ pub const UNSUPPORTED: &[&str] = &[
     "socket.receive.buffer.bytes",
     "num.recovery.threads.per.data.dir",
     "offsets.topic.replication.factor",
-    "offsets.topic.num.partitions",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
-    "group.initial.rebalance.delay.ms",
     "log.cleaner.enable",
     "log.cleanup.policy",
     "log.cleaner.threads",
@@ -75,7 +73,7 @@ pub const UNSUPPORTED: &[&str] = &[
 ];
 
 pub fn is_supported(key: &str) -> bool {
-    SUPPORTED.contains(&key)
+    SUPPORTED.contains(&key) || super::groups::KEYS.contains(&key)
 }
 
 pub fn is_unsupported(key: &str) -> bool {

@@ -3,6 +3,7 @@
 //! into a validated [`BrokerConfig`] made of one struct per concern. Key names, meanings and
 //! defaults are Kafka's.
 
+mod groups;
 mod keys;
 mod listeners;
 pub mod raw;
@@ -124,6 +125,8 @@ pub struct BrokerConfig {
     pub topics: TopicDefaults,
     pub log: LogDefaults,
     pub socket: SocketConfig,
+    /// The group coordinator (`group.*`, `offsets.*`).
+    pub groups: crate::group::GroupConfig,
     /// Known keys that were set but have no effect; the binary warns about each.
     pub ignored_keys: Vec<(String, Origin)>,
 }
@@ -278,6 +281,7 @@ impl BrokerConfig {
             topics,
             log,
             socket,
+            groups: groups::parse(&r)?,
             ignored_keys,
         })
     }

@@ -8,9 +8,14 @@
 //! runs their timers on tokio and answers delayed JoinGroup/SyncGroup requests.
 
 pub mod classic;
+pub mod coordinator;
 pub mod member;
+pub mod offsets;
+pub mod records;
+pub mod store;
 
 pub use classic::{ClassicGroup, GroupState};
+pub use coordinator::GroupCoordinator;
 
 /// The internal topic that holds group metadata and committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

@@ -14,6 +14,19 @@ mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
+// Consumer groups (issue 5).
+mod delete_groups;
+mod describe_groups;
+mod find_coordinator;
+mod group_common;
+mod heartbeat;
+mod join_group;
+mod leave_group;
+mod list_groups;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
+mod sync_group;
 
 use std::sync::Arc;
 
@@ -57,6 +70,17 @@ pub const ROUTES: &[Route] = &[
     route(ApiKey::DescribeConfigs, 1, 4),
     route(ApiKey::CreatePartitions, 0, 3),
     route(ApiKey::DescribeCluster, 0, 2),
+    route(ApiKey::FindCoordinator, 0, 6),
+    route(ApiKey::JoinGroup, 0, 9),
+    route(ApiKey::SyncGroup, 0, 5),
+    route(ApiKey::Heartbeat, 0, 4),
+    route(ApiKey::LeaveGroup, 0, 5),
+    route(ApiKey::OffsetCommit, 2, 9),
+    route(ApiKey::OffsetFetch, 1, 9),
+    route(ApiKey::ListGroups, 0, 5),
+    route(ApiKey::DescribeGroups, 0, 6),
+    route(ApiKey::DeleteGroups, 0, 2),
+    route(ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The version range served for `api_key`, if it is implemented.
@@ -143,6 +167,20 @@ pub async fn dispatch(
         ApiKey::OffsetForLeaderEpoch => {
             offset_for_leader_epoch::handle(broker, &ctx, ctx.decode(body)?)
         }
+        ApiKey::FindCoordinator => find_coordinator::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::JoinGroup => {
+            let client_id = header.header.client_id.clone();
+            join_group::handle(broker, &ctx, client_id, ctx.decode(body)?)
+        }
+        ApiKey::SyncGroup => sync_group::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::Heartbeat => heartbeat::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::LeaveGroup => leave_group::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::OffsetCommit => offset_commit::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::OffsetFetch => offset_fetch::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::ListGroups => list_groups::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::DescribeGroups => describe_groups::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::DeleteGroups => delete_groups::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::OffsetDelete => offset_delete::handle(broker, &ctx, ctx.decode(body)?),
         // The header check rejects keys missing from ROUTES before we get here.
         other => Err(ConnectionError::Header(
             crate::wire::HeaderError::UnknownApiKey(other as i16),
@@ -174,6 +212,17 @@ pub fn decode_only(api_key: ApiKey, api_version: i16, body: Bytes) -> Result<(),
         ApiKey::OffsetForLeaderEpoch => {
             ctx.decode::<m::OffsetForLeaderEpochRequest>(body).map(drop)
         }
+        ApiKey::FindCoordinator => ctx.decode::<m::FindCoordinatorRequest>(body).map(drop),
+        ApiKey::JoinGroup => ctx.decode::<m::JoinGroupRequest>(body).map(drop),
+        ApiKey::SyncGroup => ctx.decode::<m::SyncGroupRequest>(body).map(drop),
+        ApiKey::Heartbeat => ctx.decode::<m::HeartbeatRequest>(body).map(drop),
+        ApiKey::LeaveGroup => ctx.decode::<m::LeaveGroupRequest>(body).map(drop),
+        ApiKey::OffsetCommit => ctx.decode::<m::OffsetCommitRequest>(body).map(drop),
+        ApiKey::OffsetFetch => ctx.decode::<m::OffsetFetchRequest>(body).map(drop),
+        ApiKey::ListGroups => ctx.decode::<m::ListGroupsRequest>(body).map(drop),
+        ApiKey::DescribeGroups => ctx.decode::<m::DescribeGroupsRequest>(body).map(drop),
+        ApiKey::DeleteGroups => ctx.decode::<m::DeleteGroupsRequest>(body).map(drop),
+        ApiKey::OffsetDelete => ctx.decode::<m::OffsetDeleteRequest>(body).map(drop),
         other => Err(ConnectionError::Header(
             crate::wire::HeaderError::UnknownApiKey(other as i16),
         )),

@@ -1,0 +1,175 @@
+//! Group metadata and committed offsets as records in the `__consumer_offsets` partitions, written
+//! and read through vltava-log like any partition: a write is one RecordBatch, appended and
+//! fsynced before the caller acknowledges anything; replay reads a partition from its start.
+//! Blocking: call from blocking threads. The topic itself is created through the metadata
+//! quorum like any topic, so replication (a later issue) covers it too.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use tracing::{info, warn};
+use vltava_log::batch::BatchHeader;
+use vltava_log::{Log, LogError};
+use vltava_meta::{ControllerError, CreateTopicRequest};
+
+use super::{GroupError, OFFSETS_TOPIC};
+use crate::broker::Broker;
+use crate::replica::{Lookup, Partition};
+
+/// A record to write: a key and a value, or a key and no value (a tombstone).
+pub type KeyValue = (Vec<u8>, Option<Vec<u8>>);
+
+/// Largest read while replaying (whole batches are returned; the last may be cut short).
+const REPLAY_READ_BYTES: u32 = 4 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("encoding a record batch: {0}")]
+    Encode(String),
+}
+
+impl From<StoreError> for GroupError {
+    fn from(e: StoreError) -> GroupError {
+        GroupError::Storage(e.to_string())
+    }
+}
+
+/// Appends `records` as one batch and fsyncs it; returns the offset of the first. Blocking.
+pub fn append(partition: &Partition, records: &[KeyValue], now_ms: i64) -> Result<i64, StoreError> {
+    if records.is_empty() {
+        return Ok(-1);
+    }
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: now_ms,
+            key: Some(Bytes::copy_from_slice(key)),
+            value: value.as_deref().map(Bytes::copy_from_slice),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| StoreError::Encode(format!("{e:#}")))?;
+    let mut batch = buf.to_vec();
+    let info = partition.append(&mut batch, now_ms)?;
+    partition.log.flush(info.last_offset + 1)?;
+    Ok(info.base_offset)
+}
+
+/// A replayed record: its offset, key, and value (None for a tombstone).
+pub type Replayed = (i64, Bytes, Option<Bytes>);
+
+/// Every record of a partition log, in offset order. Blocking.
+pub fn replay(log: &Log) -> Result<Vec<Replayed>, StoreError> {
+    let mut out = Vec::new();
+    let end = log.log_end_offset();
+    let mut offset = log.log_start_offset();
+    while offset < end {
+        let info = log.read(offset, REPLAY_READ_BYTES, end, true)?;
+        let Some(range) = info.range else { break };
+        let bytes = Bytes::from(range.read_to_vec()?);
+        let mut position = 0usize;
+        let mut advanced = false;
+        while let Some(header) = bytes.get(position..).and_then(BatchHeader::parse) {
+            let size = header.size();
+            let Some(batch) = bytes.get(position..position + size) else {
+                break; // cut short by the read size; the next read starts here
+            };
+            let mut slice = bytes.slice_ref(batch);
+            match RecordBatchDecoder::decode(&mut slice) {
+                Ok(set) => {
+                    for record in set.records {
+                        if record.control {
+                            continue;
+                        }
+                        if let Some(key) = record.key {
+                            out.push((record.offset, key, record.value));
+                        }
+                    }
+                }
+                Err(e) => warn!(
+                    "skipping undecodable batch at offset {} of {}: {e:#}",
+                    header.base_offset,
+                    log.topic_partition()
+                ),
+            }
+            offset = header.next_offset();
+            position += size;
+            advanced = true;
+        }
+        if !advanced {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Creates `__consumer_offsets` if it does not exist yet (the first time a group needs it).
+pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), GroupError> {
+    if broker.image().topic(OFFSETS_TOPIC).is_some() {
+        return Ok(());
+    }
+    let partitions = broker.config.groups.offsets_topic_partitions;
+    let request = CreateTopicRequest {
+        name: OFFSETS_TOPIC.to_string(),
+        num_partitions: partitions,
+        replication_factor: -1,
+        assignments: Vec::new(),
+        // No compaction yet (vltava-log has no cleaner): keep every record rather than let
+        // time or size retention drop committed offsets. Kafka's offsets.topic.segment.bytes.
+        configs: vec![
+            ("cleanup.policy".into(), "compact".into()),
+            ("retention.ms".into(), "-1".into()),
+            ("retention.bytes".into(), "-1".into()),
+            ("segment.bytes".into(), "104857600".into()),
+        ],
+    };
+    let mut results = broker
+        .quorum
+        .create_topics(vec![request], false, broker.topic_defaults())
+        .await;
+    match results.pop() {
+        Some(Ok(_)) => info!("created {OFFSETS_TOPIC} with {partitions} partitions"),
+        Some(Err(ControllerError::TopicAlreadyExists(_))) => {}
+        Some(Err(e)) => {
+            warn!("creating {OFFSETS_TOPIC} failed: {e}");
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        None => return Err(GroupError::CoordinatorNotAvailable),
+    }
+    broker.sync_replicas().await;
+    Ok(())
+}
+
+/// The local leader of a `__consumer_offsets` partition, or why this broker cannot coordinate it.
+pub fn partition(broker: &Broker, index: i32) -> Result<Arc<Partition>, GroupError> {
+    match broker.replicas.get(OFFSETS_TOPIC, index) {
+        Lookup::Leader(p) => Ok(p),
+        Lookup::NotLeader | Lookup::Unknown => Err(GroupError::CoordinatorNotAvailable),
+    }
+}
