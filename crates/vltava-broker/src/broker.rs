@@ -15,7 +15,6 @@ use vltava_meta::{
 
 use crate::config::{BrokerConfig, Endpoint};
 use crate::error::BrokerError;
-use crate::group::GroupCoordinator;
 use crate::replica::ReplicaManager;
 
 /// Everything a request handler may need. Shared by every connection through `Arc`.
@@ -26,11 +25,14 @@ pub struct Broker {
     pub advertised: Endpoint,
     pub quorum: MetadataQuorum,
     pub replicas: Arc<ReplicaManager>,
-    /// Consumer groups and committed offsets (`__consumer_offsets`).
-    pub groups: Arc<GroupCoordinator>,
     /// Set when shutdown begins: waiting fetches answer at once instead of at `max_wait_ms`.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Background tasks (image follower, log maintenance), awaited at shutdown.
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
+
+/// `log.flush.offset.checkpoint.interval.ms` (Kafka's default, one minute).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Broker {
     /// Starts the broker's storage and metadata. `bound` is the client listener's real address
@@ -93,14 +95,13 @@ impl Broker {
             started.elapsed()
         );
 
-        let groups = Arc::new(GroupCoordinator::new(config.groups.clone()));
         let broker = Arc::new(Broker {
             config,
             advertised,
             quorum,
             replicas,
-            groups,
             stopping: tokio::sync::watch::Sender::new(false),
+            tasks: std::sync::Mutex::new(Vec::new()),
         });
         broker.spawn_image_follower();
         broker.spawn_log_maintenance();
@@ -173,28 +174,40 @@ impl Broker {
 
     fn spawn_image_follower(self: &Arc<Self>) {
         let mut images = self.quorum.subscribe();
+        let mut stopping = self.stopping();
         let broker = Arc::downgrade(self);
-        tokio::spawn(async move {
-            while images.changed().await.is_ok() {
+        self.track(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = images.changed() => if changed.is_err() { return },
+                    _ = stopping.wait_for(|s| *s) => return,
+                }
                 let Some(broker) = broker.upgrade() else {
                     return;
                 };
                 broker.sync_replicas().await;
             }
-        });
+        }));
     }
 
     fn spawn_log_maintenance(self: &Arc<Self>) {
         let broker = Arc::downgrade(self);
+        let mut stopping = self.stopping();
         let retention_every = Duration::from_millis(self.config.log.retention_check_interval_ms);
-        tokio::spawn(async move {
+        self.track(tokio::spawn(async move {
             // segment.ms and flush.ms are checked every second; retention on its own interval
-            // (log.retention.check.interval.ms), as in Kafka's LogManager.
+            // (log.retention.check.interval.ms); recovery points are checkpointed every minute
+            // (log.flush.offset.checkpoint.interval.ms), so a crash recovers little; as in
+            // Kafka's LogManager.
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last_retention = Instant::now();
+            let mut last_checkpoint = Instant::now();
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopping.wait_for(|s| *s) => return,
+                }
                 let Some(broker) = broker.upgrade() else {
                     return;
                 };
@@ -202,13 +215,31 @@ impl Broker {
                 if retention {
                     last_retention = Instant::now();
                 }
+                let checkpoint = last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL;
+                if checkpoint {
+                    last_checkpoint = Instant::now();
+                }
                 let replicas = broker.replicas.clone();
                 drop(broker);
                 let now = now_ms();
-                let _ =
-                    tokio::task::spawn_blocking(move || replicas.maintain(now, retention)).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    replicas.maintain(now, retention);
+                    if checkpoint {
+                        if let Err(e) = replicas.log_dir().checkpoint() {
+                            warn!("writing recovery-point checkpoints failed: {e}");
+                        }
+                    }
+                })
+                .await;
             }
-        });
+        }));
+    }
+
+    fn track(&self, task: tokio::task::JoinHandle<()>) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
     }
 
     /// Tells long-polling fetches to answer now (called when the listener stops).
@@ -221,8 +252,15 @@ impl Broker {
         self.stopping.subscribe()
     }
 
-    /// Flushes every log and writes the clean-shutdown marker, then stops the quorum.
+    /// Stops background work, flushes every log and writes the clean-shutdown marker, then
+    /// stops the quorum.
     pub async fn shutdown(&self) -> Result<(), BrokerError> {
+        self.begin_shutdown();
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
+            // Each finishes its current step (a blocking log operation) and returns.
+            let _ = task.await;
+        }
         let replicas = self.replicas.clone();
         tokio::task::spawn_blocking(move || replicas.shutdown())
             .await
