@@ -229,7 +229,8 @@ def test_a_restarted_static_member_gets_its_partitions_back_without_a_rebalance(
     wait_until(lambda: again.assignment() == mine, 30, "the same partitions for the instance")
     time.sleep(2)  # a rebalance, had there been one, would reach the other member by now
     assert (second.count("assigned"), second.count("revoked")) == (
-        assigned_before, revoked_before), "the other member was rebalanced"
+        assigned_before, revoked_before), \
+        f"the other member was rebalanced: {second.snapshot()} / {again.snapshot()}"
 
 
 def _commit_reader(broker, group, topic, count, metadata=None):
