@@ -15,6 +15,7 @@ use vltava_meta::{
 
 use crate::config::{BrokerConfig, Endpoint};
 use crate::error::BrokerError;
+use crate::group::GroupCoordinator;
 use crate::replica::ReplicaManager;
 
 /// Everything a request handler may need. Shared by every connection through `Arc`.
@@ -25,6 +26,8 @@ pub struct Broker {
     pub advertised: Endpoint,
     pub quorum: MetadataQuorum,
     pub replicas: Arc<ReplicaManager>,
+    /// Consumer groups and committed offsets (`__consumer_offsets`).
+    pub groups: Arc<GroupCoordinator>,
     /// Set when shutdown begins: waiting fetches answer at once instead of at `max_wait_ms`.
     stopping: tokio::sync::watch::Sender<bool>,
     /// Background tasks (image follower, log maintenance), awaited at shutdown.
@@ -95,11 +98,13 @@ impl Broker {
             started.elapsed()
         );
 
+        let groups = Arc::new(GroupCoordinator::new(config.groups.clone()));
         let broker = Arc::new(Broker {
             config,
             advertised,
             quorum,
             replicas,
+            groups,
             stopping: tokio::sync::watch::Sender::new(false),
             tasks: std::sync::Mutex::new(Vec::new()),
         });
