@@ -49,21 +49,34 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// A valid uncompressed batch of exactly `size` bytes (or as near as varint widths allow).
+/// A valid uncompressed batch of exactly `size` bytes: as many records of
+/// `RECORD_VALUE_BYTES` as fit, the last one's value grown to fill the rest.
 fn batch_of_size(size: usize) -> Vec<u8> {
-    let value = vec![b'v'; RECORD_VALUE_BYTES];
-    let records = (size / (RECORD_VALUE_BYTES + 8)).max(1);
-    let mut last_len = RECORD_VALUE_BYTES;
-    let mut batch = Vec::new();
-    for _ in 0..8 {
+    let build = |records: usize, last_len: usize| {
+        let value = vec![b'v'; RECORD_VALUE_BYTES];
         let last = vec![b'v'; last_len];
         let mut values: Vec<&[u8]> = vec![&value; records - 1];
         values.push(&last);
-        batch = build_test_batch(now_ms(), &values);
+        build_test_batch(now_ms(), &values)
+    };
+    let mut records = 1;
+    while build(records + 1, RECORD_VALUE_BYTES).len() <= size {
+        records += 1;
+    }
+    // Growing the last value by the shortfall may widen its length varints, so step back down;
+    // throughputs use the real length should a size be out of exact reach.
+    let mut last_len = RECORD_VALUE_BYTES;
+    let mut batch = build(records, last_len);
+    for _ in 0..16 {
         if batch.len() == size {
             break;
         }
-        last_len = (last_len + size).saturating_sub(batch.len()).max(1);
+        last_len = if batch.len() < size {
+            last_len + size - batch.len()
+        } else {
+            last_len - 1
+        };
+        batch = build(records, last_len);
     }
     batch
 }
