@@ -30,6 +30,9 @@ pub const MAX_IN_FLIGHT: usize = 32;
 
 const WRITE_BUFFER: usize = 64 * 1024;
 
+/// Most bytes the read buffer grows by at once while a large frame arrives.
+const READ_CHUNK: usize = 256 * 1024;
+
 /// Serves one connection until the client closes it, an error closes it, or shutdown is signalled
 /// (then requests already read are answered and the connection closed).
 pub async fn serve(
@@ -41,11 +44,17 @@ pub async fn serve(
     let (replies, pending) = mpsc::channel::<Reply>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_replies(writer, pending));
     let max = broker.config.socket.request_max_bytes;
+    let idle = broker.config.socket.connections_max_idle;
     let mut buf = BytesMut::with_capacity(4096);
 
     let result = loop {
+        // connections.max.idle.ms: a connection that completes no request for that long is
+        // closed (this also bounds how long a slow sender can hold a half-sent frame).
         let frame = tokio::select! {
-            frame = read_frame(&mut reader, &mut buf, max) => frame,
+            frame = tokio::time::timeout(idle, read_frame(&mut reader, &mut buf, max)) => match frame {
+                Ok(frame) => frame,
+                Err(_) => break Err(ConnectionError::Idle(idle)),
+            },
             _ = shutdown.changed() => break Ok(()),
         };
         let mut frame = match frame {
@@ -86,8 +95,10 @@ async fn read_frame(
                 let _ = frame.split_to(4);
                 return Ok(Some(frame.freeze()));
             }
-            // The size was checked against socket.request.max.bytes, so reserving it is bounded.
-            FrameStatus::NeedBody(size) => buf.reserve(4 + size - buf.len()),
+            // The size was checked against socket.request.max.bytes, but we still grow the
+            // buffer only as bytes arrive: a client that declares 100 MiB and sends a trickle
+            // holds what it sent, not what it promised.
+            FrameStatus::NeedBody(size) => buf.reserve((4 + size - buf.len()).min(READ_CHUNK)),
             FrameStatus::NeedSize => buf.reserve(4096),
         }
         if reader.read_buf(buf).await? == 0 {

@@ -24,6 +24,9 @@ pub enum ConnectionError {
     },
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// No complete request within `connections.max.idle.ms`.
+    #[error("idle for {0:?} (connections.max.idle.ms)")]
+    Idle(std::time::Duration),
     /// acks=0 produce that failed: the client gets no response, so Kafka closes the connection
     /// to make it refresh metadata and notice.
     #[error("acks=0 produce failed with error code {0}")]

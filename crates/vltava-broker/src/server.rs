@@ -54,12 +54,13 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
             tokio::spawn(async move {
                 match connection::serve(broker, stream, stop).await {
                     Ok(()) => {}
-                    // A client going away, or Kafka's hang-up after a failed acks=0 produce.
+                    // A client going away or idle, or Kafka's hang-up after a failed acks=0
+                    // produce: routine.
                     Err(
-                        e @ (ConnectionError::Io(_) | ConnectionError::AcksZeroProduceFailed(_)),
-                    ) => {
-                        debug!("connection from {peer} closed: {e}")
-                    }
+                        e @ (ConnectionError::Io(_)
+                        | ConnectionError::Idle(_)
+                        | ConnectionError::AcksZeroProduceFailed(_)),
+                    ) => debug!("connection from {peer} closed: {e}"),
                     // Malformed input: say why we hung up (invariant 3).
                     Err(e) => warn!("closing connection from {peer}: {e}"),
                 }

@@ -371,3 +371,17 @@ async fn shutdown_answers_waiting_fetches_instead_of_waiting_them_out() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(client.is_closed().await, "then the connection closes");
 }
+
+#[tokio::test]
+async fn idle_and_half_sent_requests_are_closed_after_connections_max_idle_ms() {
+    let broker = TestBroker::start_with(&["connections.max.idle.ms=300"]).await;
+    let mut idle = broker.client().await;
+    let mut trickle = broker.client().await;
+    // Promises 1000 bytes, sends 6.
+    trickle.send_raw(&[0, 0, 3, 232, 0, 18, 0, 0, 0, 1]).await;
+    assert!(idle.is_closed().await);
+    assert!(trickle.is_closed().await);
+    let mut active = broker.client().await;
+    let response = active.call(3, &ApiVersionsRequest::default()).await;
+    assert_eq!(response.error_code, 0);
+}

@@ -32,6 +32,7 @@ pub const SUPPORTED: &[&str] = &[
     "message.max.bytes",
     "socket.request.max.bytes",
     "max.connections",
+    "connections.max.idle.ms",
     "delete.topic.enable",
 ];
 
@@ -59,7 +60,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "unclean.leader.election.enable",
     "num.replica.fetchers",
     "replica.lag.time.max.ms",
-    "connections.max.idle.ms",
     "queued.max.requests",
     "queued.max.request.bytes",
     "max.connections.per.ip",

@@ -113,6 +113,8 @@ pub struct SocketConfig {
     pub request_max_bytes: usize,
     /// `max.connections` (unlimited in Kafka; capped by a semaphore here).
     pub max_connections: usize,
+    /// `connections.max.idle.ms` (10 minutes): close connections that complete no request.
+    pub connections_max_idle: std::time::Duration,
 }
 
 /// The validated configuration of one `vltava server`.
@@ -271,6 +273,11 @@ impl BrokerConfig {
         let socket = SocketConfig {
             request_max_bytes: r.parse_at_least("socket.request.max.bytes", 100 << 20, 1)?,
             max_connections: r.parse_at_least("max.connections", i32::MAX as usize, 1)?,
+            connections_max_idle: std::time::Duration::from_millis(r.parse_at_least(
+                "connections.max.idle.ms",
+                600_000,
+                1,
+            )?),
         };
 
         Ok(BrokerConfig {
