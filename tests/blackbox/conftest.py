@@ -301,10 +301,28 @@ def _make_broker(tmp_path_factory, name, overrides=None):
     return broker
 
 
+# BLACKBOX_SHARED_BROKER=1: modules without BROKER_OVERRIDES share one broker for the session
+# (their topic names are distinct). scripts/blackbox sets it for the reference run, where each
+# JVM start costs 10-20 s; Vltava runs always get a fresh broker per module.
+SHARED = os.environ.get("BLACKBOX_SHARED_BROKER") == "1"
+
+
+@pytest.fixture(scope="session")
+def shared_broker(tmp_path_factory):
+    b = _make_broker(tmp_path_factory, "shared")
+    yield b
+    gc.collect()
+    b.stop()
+    b.assert_no_panic()
+
+
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory, request):
     """A fresh broker for the module; a module may set BROKER_OVERRIDES = {key: value}."""
     overrides = getattr(request.module, "BROKER_OVERRIDES", None)
+    if SHARED and not overrides:
+        yield request.getfixturevalue("shared_broker")
+        return
     b = _make_broker(tmp_path_factory, request.module.__name__.rsplit(".", 1)[-1], overrides)
     yield b
     gc.collect()  # clients the tests dropped disconnect now, not after the broker is gone
