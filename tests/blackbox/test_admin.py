@@ -167,3 +167,18 @@ def test_delete_records_moves_the_log_start_offset(broker):
     from confluent_kafka import OFFSET_BEGINNING
     got = read_confluent(broker, "trimmed", 0, 20, start=OFFSET_BEGINNING)
     assert [(o, v) for o, _, v, _, _ in got] == [(i, f"v{i}".encode()) for i in range(10, 30)]
+
+
+def test_validate_only_create_topics_checks_without_creating(broker):
+    broker.require(wire.API_CREATE_TOPICS)
+    a = admin(broker)
+    ok = a.create_topics([NewTopic("only-validated", num_partitions=3, replication_factor=1)],
+                         validate_only=True, operation_timeout=20, request_timeout=20)
+    _result(ok, "only-validated")
+    bad = a.create_topics([NewTopic("only-validated-bad", num_partitions=1,
+                                    replication_factor=3)],
+                          validate_only=True, operation_timeout=20, request_timeout=20)
+    assert _error_code(bad, "only-validated-bad") == KafkaError.INVALID_REPLICATION_FACTOR
+    time.sleep(1)  # a topic that was created anyway would show up by now
+    topics = a.list_topics(timeout=15).topics
+    assert "only-validated" not in topics and "only-validated-bad" not in topics
