@@ -32,7 +32,9 @@ NONE = 0
 CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
 MESSAGE_TOO_LARGE = 10
+UNKNOWN_SERVER_ERROR = -1
 INVALID_REQUIRED_ACKS = 21
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 INVALID_RECORD = 87
 TOPIC_ALREADY_EXISTS = 36
 UNSUPPORTED_VERSION = 35
@@ -158,6 +160,15 @@ def record_batch(records, base_timestamp=None, corrupt_crc=False, base_offset=0,
     # partitionLeaderEpoch, magic, crc
     after_length = struct.pack(">ibI", -1, magic, crc) + after_crc
     return struct.pack(">qi", base_offset, len(after_length)) + after_length
+
+
+def with_attributes(batch: bytes, attributes: int) -> bytes:
+    """The same batch with other attribute bits (codec, transactional, control) and a CRC
+    recomputed to match, so only the attributes are wrong."""
+    body = bytearray(batch)
+    struct.pack_into(">h", body, 21, attributes)  # after baseOffset, length, epoch, magic, crc
+    struct.pack_into(">I", body, 17, crc32c(bytes(body[21:])))
+    return bytes(body)
 
 
 # --- frames ----------------------------------------------------------------------------------
