@@ -155,8 +155,7 @@ def test_produce_with_acks_2_is_invalid_required_acks(broker, topic):
 
 
 @pytest.mark.parametrize("defect", [
-    pytest.param({"base_offset": 5}, id="base_offset_5", marks=vltava_bug(
-        "a client batch with baseOffset != 0 is appended; Kafka answers INVALID_RECORD")),
+    pytest.param({"base_offset": 5}, id="base_offset_5"),
     pytest.param({"last_offset_delta": 3}, id="last_offset_delta_past_count"),
 ])
 def test_produce_batch_with_inconsistent_offsets_is_invalid_record(broker, topic, defect):
@@ -173,16 +172,13 @@ ONE_RECORD = wire.record_batch([(b"k", b"v")])
 
 
 @pytest.mark.parametrize("batch,code", [
-    pytest.param(wire.with_attributes(ONE_RECORD, 7), UNDECODABLE, id="unknown_codec",
-                 marks=vltava_bug("a batch with compression codec id 7 is appended")),
+    pytest.param(wire.with_attributes(ONE_RECORD, 7), UNDECODABLE, id="unknown_codec"),
     pytest.param(wire.with_attributes(ONE_RECORD, 1), UNDECODABLE, id="gzip_flag_over_raw_bytes",
                  marks=vltava_bug("a gzip batch that does not decompress is appended; "
                                   "consumers then fail on it")),
     pytest.param(wire.with_attributes(ONE_RECORD, 0x20), wire.INVALID_RECORD,
-                 id="control_batch_from_a_client",
-                 marks=vltava_bug("a client-written control batch is appended")),
-    pytest.param(ONE_RECORD + ONE_RECORD, wire.INVALID_RECORD, id="two_batches",
-                 marks=vltava_bug("a produce with two batches for one partition is appended")),
+                 id="control_batch_from_a_client"),
+    pytest.param(ONE_RECORD + ONE_RECORD, wire.INVALID_RECORD, id="two_batches"),
     pytest.param(ONE_RECORD[:-5], None, id="truncated_batch"),
 ])
 def test_produce_batch_that_is_not_acceptable_is_rejected(broker, topic, batch, code):
@@ -193,8 +189,8 @@ def test_produce_batch_that_is_not_acceptable_is_rejected(broker, topic, batch, 
         assert result["error_code"] == code, result
 
 
-@vltava_bug("the batches above that Kafka rejects are appended, and a consumer then fails on "
-            "the codec-7 batch")
+@vltava_bug("a gzip-flagged batch that does not decompress is appended (records are not "
+            "decompressed on produce), and a consumer then fails on it")
 def test_rejected_batches_leave_no_trace_in_the_log(broker, topic):
     """Whatever was refused above, the partition holds exactly the accepted batches."""
     from clients import read_confluent

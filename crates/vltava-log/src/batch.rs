@@ -232,6 +232,47 @@ pub fn validate_all(bytes: &[u8]) -> Result<Vec<(usize, BatchHeader)>> {
     Ok(out)
 }
 
+/// Highest compression codec id Kafka knows (none, gzip, snappy, lz4, zstd).
+pub const MAX_COMPRESSION_CODEC: i16 = 4;
+
+/// Kafka's checks for batches written by a producer (`LogValidator` with `AppendOrigin.CLIENT`),
+/// each an INVALID_RECORD: one batch per partition, base offset 0, at least one record, no
+/// control batch, a known codec, and a sequence number when there is a producer id.
+pub fn check_client_rules(batches: &[(usize, BatchHeader)]) -> Result<()> {
+    if batches.len() > 1 {
+        return Err(LogError::invalid(
+            0,
+            format!(
+                "a produce carries {} batches for one partition; v2 allows one",
+                batches.len()
+            ),
+        ));
+    }
+    for (position, header) in batches {
+        let reason = if header.base_offset != 0 {
+            format!(
+                "client batch baseOffset must be 0, not {}",
+                header.base_offset
+            )
+        } else if header.records_count <= 0 {
+            format!("invalid record count {}", header.records_count)
+        } else if header.is_control() {
+            "clients are not allowed to write control records".to_string()
+        } else if header.compression() > MAX_COMPRESSION_CODEC {
+            format!("unknown compression codec id {}", header.compression())
+        } else if header.producer_id >= 0 && header.base_sequence < 0 {
+            format!(
+                "invalid sequence number {} for producer {}",
+                header.base_sequence, header.producer_id
+            )
+        } else {
+            continue;
+        };
+        return Err(LogError::invalid(*position, reason));
+    }
+    Ok(())
+}
+
 /// Rewrites `baseOffset` and `partitionLeaderEpoch` of the batch starting at `batch[0]`.
 /// Neither field is covered by the CRC, so the batch stays valid.
 #[allow(clippy::indexing_slicing)] // callers pass a validated batch (len >= HEADER_SIZE)
@@ -366,6 +407,34 @@ mod tests {
             validate_all(&batch).expect_err("magic").kafka_error_code(),
             87
         );
+    }
+
+    #[test]
+    fn client_rules_follow_kafkas_log_validator() {
+        let ok = build_test_batch(1, &[b"a"]);
+        let rules = |bytes: &[u8]| check_client_rules(&validate_all(bytes).expect("well formed"));
+        assert!(rules(&ok).is_ok());
+        let mut two = ok.clone();
+        two.extend_from_slice(&ok);
+        assert_eq!(rules(&two).expect_err("two batches").kafka_error_code(), 87);
+        let mut control = ok.clone();
+        set_attributes(&mut control, CONTROL_BIT);
+        assert_eq!(rules(&control).expect_err("control").kafka_error_code(), 87);
+        let mut codec = ok.clone();
+        set_attributes(&mut codec, 7);
+        assert_eq!(rules(&codec).expect_err("codec 7").kafka_error_code(), 87);
+        let mut offset = ok.clone();
+        assign(&mut offset, 5, 0);
+        assert_eq!(
+            rules(&offset).expect_err("base offset").kafka_error_code(),
+            87
+        );
+    }
+
+    fn set_attributes(batch: &mut [u8], attributes: i16) {
+        batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        let crc = compute_crc(batch);
+        batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
     }
 
     #[test]

@@ -28,5 +28,5 @@ pub mod segment;
 pub use config::{LogConfig, TimestampType};
 pub use dir::{LogDir, LogDirOptions};
 pub use error::LogError;
-pub use log::{AppendInfo, FileRange, Log, ReadInfo, TopicPartition};
+pub use log::{AppendInfo, AppendOrigin, FileRange, Log, ReadInfo, TopicPartition};
 pub use recovery::RecoveryContext;

@@ -57,6 +57,16 @@ impl std::fmt::Display for TopicPartition {
     }
 }
 
+/// Who is appending: Kafka applies stricter rules to producers than to the broker's own
+/// writers (`AppendOrigin` in Kafka's `LogValidator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    /// A producer: exactly one batch, base offset 0, no control batches, a known codec.
+    Client,
+    /// The broker itself (group and transaction coordinators): well-formed batches.
+    Coordinator,
+}
+
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -213,8 +223,22 @@ impl Log {
     /// unless every batch is valid. May fsync if `flush.messages` says so: call from a thread
     /// that may block.
     pub fn append(&self, batches: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
+        self.append_from(AppendOrigin::Client, batches, leader_epoch, now_ms)
+    }
+
+    /// [`Log::append`] with the rules of `origin`.
+    pub fn append_from(
+        &self,
+        origin: AppendOrigin,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
         self.check_online()?;
         let headers = batch::validate_all(batches)?;
+        if origin == AppendOrigin::Client {
+            batch::check_client_rules(&headers)?;
+        }
         let (info, flush_due) = {
             let mut state = self.lock();
             let config = state.config.clone();
@@ -450,6 +474,7 @@ impl Log {
             state.oldest_unflushed_ms = None;
             (target, files, dir_dirty)
         };
+        let started = std::time::Instant::now();
         if dir_dirty {
             fs::sync_dir(&self.dir)?;
         }
@@ -457,6 +482,8 @@ impl Log {
             file.sync_data()
                 .map_err(|e| LogError::io("fsync", path, e))?;
         }
+        // One fsync round (group commit), whatever it covered; the binary exports it.
+        metrics::histogram!("vltava_log_fsync_seconds").record(started.elapsed().as_secs_f64());
         Ok(target)
     }
 
