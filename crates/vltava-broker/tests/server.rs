@@ -273,6 +273,18 @@ async fn produce_errors_use_kafka_codes() {
         .await;
     assert_eq!(code(&r), 10, "MESSAGE_TOO_LARGE");
 
+    let r = client
+        .call(
+            9,
+            &produce_request("__consumer_offsets", 1, batch(0, &["x"])),
+        )
+        .await;
+    assert_eq!(
+        code(&r),
+        17,
+        "INVALID_TOPIC_EXCEPTION: clients cannot write internal topics"
+    );
+
     // acks=0 with an error: no response, the connection is closed.
     let (_, frame) = client.frame(9, &produce_request("missing", 0, batch(0, &["x"])));
     client.send_raw(&frame).await;

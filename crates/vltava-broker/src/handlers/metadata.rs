@@ -14,6 +14,7 @@ use vltava_meta::{MetadataImage, TopicImage};
 use super::{Reply, RequestContext};
 use crate::broker::Broker;
 use crate::error::{self, ConnectionError};
+use crate::replica::is_internal_topic;
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -36,7 +37,7 @@ pub async fn handle(
             .iter()
             .flatten()
             .filter_map(|t| t.name.as_ref())
-            .filter(|name| image.topic(name).is_none())
+            .filter(|name| image.topic(name).is_none() && !is_internal_topic(name))
             .map(|name| name.to_string())
             .collect();
         if !missing.is_empty() {
@@ -127,7 +128,7 @@ fn topic(image: &MetadataImage, t: &TopicImage, version: i16) -> MetadataRespons
         .collect();
     let mut topic = MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
-        .with_is_internal(t.name.starts_with("__"))
+        .with_is_internal(is_internal_topic(&t.name))
         .with_partitions(partitions);
     if version >= 10 {
         topic.topic_id = t.topic_id;

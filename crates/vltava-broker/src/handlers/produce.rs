@@ -17,7 +17,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::{blocking, Reply, RequestContext};
 use crate::broker::{now_ms, Broker};
 use crate::error::{self, ConnectionError};
-use crate::replica::{Lookup, Partition};
+use crate::replica::{is_internal_topic, Lookup, Partition};
 
 /// One partition of the request, resolved.
 struct Target {
@@ -41,7 +41,7 @@ pub async fn handle(
         let missing: Vec<String> = request
             .topic_data
             .iter()
-            .filter(|t| !t.name.is_empty())
+            .filter(|t| !t.name.is_empty() && !is_internal_topic(&t.name))
             .filter(|t| matches!(broker.replicas.get(&t.name, 0), Lookup::Unknown))
             .filter(|t| broker.image().topic(&t.name).is_none())
             .map(|t| t.name.to_string())
@@ -63,6 +63,8 @@ pub async fn handle(
         let topic_index = response.responses.len();
         for data in topic.partition_data {
             let lookup = match &name {
+                // "Cannot append to internal topic": only the broker writes there.
+                Some(name) if is_internal_topic(name) => Err(error::INVALID_TOPIC_EXCEPTION),
                 Some(name) => broker.replicas.get(name, data.index).leader(),
                 None => Err(error::UNKNOWN_TOPIC_ID),
             };

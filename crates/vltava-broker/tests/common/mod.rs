@@ -170,7 +170,9 @@ pub fn batch(base_ts: i64, values: &[&str]) -> Bytes {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // kafka-protocol starts a new batch whenever offset - sequence changes; a producer
+            // request carries one batch per partition (Kafka's LogValidator), so keep it fixed.
+            sequence: i as i32,
             timestamp: base_ts + i as i64,
             key: None,
             value: Some(Bytes::copy_from_slice(v.as_bytes())),
