@@ -66,10 +66,12 @@ pub async fn serve(
             Ok(header) => header,
             Err(e) => break Err(e.into()),
         };
+        let (api_key, started) = (header.api_key, std::time::Instant::now());
         let reply = match handlers::dispatch(&broker, header, frame).await {
             Ok(reply) => reply,
             Err(e) => break Err(e),
         };
+        crate::metrics::request(api_key, started.elapsed());
         if replies.send(reply).await.is_err() {
             break Ok(()); // the writer failed; its error is reported below
         }

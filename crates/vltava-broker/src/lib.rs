@@ -12,6 +12,7 @@ pub mod connection;
 pub mod error;
 pub mod group;
 pub mod handlers;
+pub mod metrics;
 pub mod replica;
 pub mod server;
 pub mod wire;

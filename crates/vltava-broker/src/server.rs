@@ -52,7 +52,10 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
             let stop = stop_rx.clone();
             let done = done_tx.clone();
             tokio::spawn(async move {
-                match connection::serve(broker, stream, stop).await {
+                crate::metrics::connection(1.0);
+                let served = connection::serve(broker, stream, stop).await;
+                crate::metrics::connection(-1.0);
+                match served {
                     Ok(()) => {}
                     // A client going away or idle, or Kafka's hang-up after a failed acks=0
                     // produce: routine.

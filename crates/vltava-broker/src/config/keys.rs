@@ -34,6 +34,7 @@ pub const SUPPORTED: &[&str] = &[
     "max.connections",
     "connections.max.idle.ms",
     "delete.topic.enable",
+    "metrics.listener",
 ];
 
 /// Keys Kafka has that Vltava accepts but does not act on (yet): a warning at startup, not an

@@ -129,6 +129,9 @@ pub struct BrokerConfig {
     pub socket: SocketConfig,
     /// The group coordinator (`group.*`, `offsets.*`).
     pub groups: crate::group::GroupConfig,
+    /// `metrics.listener` (Vltava's own, default 127.0.0.1:9644): the Prometheus endpoint the
+    /// binary serves; `None` when set empty.
+    pub metrics_listener: Option<SocketAddr>,
     /// Known keys that were set but have no effect; the binary warns about each.
     pub ignored_keys: Vec<(String, Origin)>,
 }
@@ -280,7 +283,21 @@ impl BrokerConfig {
             )?),
         };
 
+        let metrics_listener = match r.get("metrics.listener") {
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
+            Some(v) if v.value.trim().is_empty() => None,
+            Some(v) => {
+                let addr = v.value.trim();
+                let addr = addr.strip_prefix("http://").unwrap_or(addr);
+                let addr = addr.strip_suffix("/metrics").unwrap_or(addr);
+                Some(addr.parse::<SocketAddr>().map_err(|e| {
+                    r.invalid("metrics.listener", &format!("expected ip:port ({e})"))
+                })?)
+            }
+        };
+
         Ok(BrokerConfig {
+            metrics_listener,
             node,
             listeners,
             quorum: QuorumSettings { voters },
@@ -446,6 +463,17 @@ mod tests {
     fn known_unsupported_key_is_collected_for_a_warning() {
         let c = load("num.network.threads=3\n").unwrap();
         assert_eq!(c.ignored_keys.len(), 1);
+    }
+
+    #[test]
+    fn metrics_listener_defaults_to_loopback_9644_and_can_be_disabled() {
+        let c = load("").unwrap();
+        assert_eq!(c.metrics_listener, Some("127.0.0.1:9644".parse().unwrap()));
+        let c = load("metrics.listener=http://0.0.0.0:9100/metrics\n").unwrap();
+        assert_eq!(c.metrics_listener, Some("0.0.0.0:9100".parse().unwrap()));
+        assert_eq!(load("metrics.listener=\n").unwrap().metrics_listener, None);
+        let err = load("metrics.listener=nowhere\n").unwrap_err().to_string();
+        assert!(err.contains("metrics.listener"), "{err}");
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct Partition {
     leader_epoch: AtomicI32,
     /// Notified after every append (and truncation), waking long-polling fetches.
     appended: Notify,
+    /// Bytes appended and read, registered once here so the hot path only adds.
+    bytes_in: metrics::Counter,
+    bytes_out: metrics::Counter,
 }
 
 impl Partition {
@@ -36,12 +39,14 @@ impl Partition {
         leader_epoch: i32,
     ) -> Self {
         Partition {
-            topic,
             topic_id,
             index,
             log,
             leader_epoch: AtomicI32::new(leader_epoch),
             appended: Notify::new(),
+            bytes_in: metrics::counter!(crate::metrics::BYTES_IN, "topic" => topic.clone()),
+            bytes_out: metrics::counter!(crate::metrics::BYTES_OUT, "topic" => topic.clone()),
+            topic,
         }
     }
 
@@ -56,6 +61,7 @@ impl Partition {
     /// Appends producer batches (validated and offset-assigned by the log). Blocking file I/O.
     pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
         let info = self.log.append(batches, self.leader_epoch(), now_ms)?;
+        self.bytes_in.increment(batches.len() as u64);
         self.appended.notify_waiters();
         Ok(info)
     }
@@ -67,8 +73,13 @@ impl Partition {
         max_bytes: u32,
         min_one_batch: bool,
     ) -> Result<ReadInfo, LogError> {
-        self.log
-            .read(offset, max_bytes, self.high_watermark(), min_one_batch)
+        let info = self
+            .log
+            .read(offset, max_bytes, self.high_watermark(), min_one_batch)?;
+        if let Some(range) = &info.range {
+            self.bytes_out.increment(u64::from(range.length));
+        }
+        Ok(info)
     }
 
     pub fn high_watermark(&self) -> i64 {

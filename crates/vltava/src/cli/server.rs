@@ -43,11 +43,20 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .thread_name("vltava")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config))
+    // Before the broker starts: metric handles registered earlier would record nowhere.
+    let metrics = match config.metrics_listener {
+        Some(_) => Some(crate::metrics_endpoint::install()?),
+        None => None,
+    };
+    runtime.block_on(serve(config, metrics))
 }
 
-async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
+async fn serve(
+    config: BrokerConfig,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> anyhow::Result<()> {
     let addr = config.listeners.broker;
+    let metrics_listener = config.metrics_listener;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -60,6 +69,13 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     let broker = Broker::start(config, bound)
         .await
         .context("starting the broker")?;
+    if let (Some(listen), Some(handle)) = (metrics_listener, metrics) {
+        tokio::spawn(crate::metrics_endpoint::serve(
+            listen,
+            handle,
+            broker.clone(),
+        ));
+    }
     server::run(listener, broker.clone(), shutdown_signal()).await;
     broker.shutdown().await.context("shutting down")?;
     info!("shut down cleanly");

@@ -1,0 +1,222 @@
+//! The `vltava` client commands against a real `vltava server`: a topic's life, produce from a
+//! file, consume with a group, group lag, configs, cluster info, and one-line errors.
+
+mod common;
+
+use common::{ok, stderr, stdout, vltava, Server};
+
+#[test]
+fn topic_produce_file_consume_with_group_then_lag_is_zero() {
+    let server = Server::start(None, &[]);
+    ok(server.cli(&["topic", "create", "orders", "--partitions", "3"]));
+    let list = stdout(&ok(server.cli(&["topic", "list"])));
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("orders ") && l.contains(" 3")),
+        "{list}"
+    );
+    let describe = stdout(&ok(server.cli(&["topic", "describe", "orders"])));
+    assert!(describe.contains("orders: 3 partitions"), "{describe}");
+
+    let input: String = (0..200).map(|i| format!("k{i}:value {i}\n")).collect();
+    let file = server.dir.path().join("events.txt");
+    std::fs::write(&file, &input).unwrap();
+    let file = file.to_str().unwrap();
+    let produced = ok(server.cli(&[
+        "produce",
+        "orders",
+        "--file",
+        file,
+        "--key-separator",
+        ":",
+        "--header",
+        "src=test",
+        "--compression",
+        "lz4",
+    ]));
+    assert!(
+        stderr(&produced).contains("produced 200 of 200 records"),
+        "{}",
+        stderr(&produced)
+    );
+
+    let consumed = ok(server.cli(&[
+        "consume",
+        "orders",
+        "--group",
+        "billing",
+        "--from-beginning",
+        "--count",
+        "200",
+        "--format",
+        "%k:%s|%h\\n",
+    ]));
+    let mut got: Vec<String> = stdout(&consumed).lines().map(str::to_string).collect();
+    let mut want: Vec<String> = (0..200)
+        .map(|i| format!("k{i}:value {i}|src=test"))
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+
+    let group = stdout(&ok(server.cli(&["group", "describe", "billing"])));
+    let rows: Vec<&str> = group.lines().filter(|l| l.starts_with("orders ")).collect();
+    assert_eq!(rows.len(), 3, "{group}");
+    for row in rows {
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells.get(4), Some(&"0"), "lag of {row}\n{group}");
+    }
+    let groups = stdout(&ok(server.cli(&["group", "list"])));
+    assert!(groups.contains("billing"), "{groups}");
+
+    ok(server.cli(&["topic", "add-partitions", "orders", "--partitions", "4"]));
+    let describe = stdout(&ok(server.cli(&["topic", "describe", "orders"])));
+    assert!(describe.contains("orders: 4 partitions"), "{describe}");
+    ok(server.cli(&["topic", "delete", "orders"]));
+    let gone = server.cli(&["topic", "describe", "orders"]);
+    assert!(!gone.status.success());
+    assert_eq!(stderr(&gone).trim(), "error: unknown topic \"orders\"");
+}
+
+#[test]
+fn produce_from_stdin_to_a_partition_and_read_it_back_by_offset() {
+    let server = Server::start(None, &[]);
+    ok(server.cli(&["topic", "create", "lines", "--partitions", "2"]));
+    ok(server.cli_with_stdin(
+        &["produce", "lines", "--partition", "1", "--acks", "1"],
+        Some(b"a\nb\nc\n"),
+    ));
+    let out = ok(server.cli(&[
+        "consume",
+        "lines",
+        "--partition",
+        "1",
+        "--offset",
+        "1",
+        "--count",
+        "2",
+        "--format",
+        "%p/%o=%s\\n",
+    ]));
+    assert_eq!(stdout(&out), "1/1=b\n1/2=c\n");
+}
+
+#[test]
+fn configs_are_read_and_an_unknown_key_is_named() {
+    let server = Server::start(None, &[]);
+    ok(server.cli(&["topic", "create", "conf", "--config", "retention.ms=60000"]));
+    let got = stdout(&ok(server.cli(&[
+        "config",
+        "get",
+        "--topic",
+        "conf",
+        "retention.ms",
+    ])));
+    assert!(
+        got.contains("retention.ms") && got.contains("60000"),
+        "{got}"
+    );
+    let broker = stdout(&ok(server.cli(&["config", "get", "--broker", "1"])));
+    assert!(broker.contains("log.dirs"), "{broker}");
+
+    let bad = server.cli(&["config", "get", "--topic", "conf", "retention.mss"]);
+    assert!(!bad.status.success());
+    assert_eq!(
+        stderr(&bad).trim(),
+        "error: unknown config key \"retention.mss\" for topic \"conf\""
+    );
+
+    // Setting goes through IncrementalAlterConfigs: it works, or the error names the API.
+    let set = server.cli(&["config", "set", "--topic", "conf", "retention.ms=1000"]);
+    if !set.status.success() {
+        let err = stderr(&set);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("IncrementalAlterConfigs"), "{err}");
+    }
+}
+
+#[test]
+fn cluster_info_names_the_node_and_controller() {
+    let server = Server::start(None, &[]);
+    let info = stdout(&ok(server.cli(&["cluster", "info", "--versions"])));
+    assert!(info.contains("controller: 1"), "{info}");
+    assert!(
+        info.contains(&format!("127.0.0.1:{}", server.port)),
+        "{info}"
+    );
+    assert!(info.contains("Produce"), "{info}");
+}
+
+#[test]
+fn unreachable_broker_is_one_line_naming_the_address() {
+    let port = common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let out = vltava(&[
+        "topic",
+        "list",
+        "--bootstrap-server",
+        &addr,
+        "--timeout",
+        "2",
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("error: broker unreachable at {addr}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_arguments_exit_non_zero_with_one_line() {
+    for args in [
+        &["topic", "create"][..],
+        &["produce", "t", "--acks", "7"],
+        &["consume", "t", "--no-such-flag"],
+        &["frobnicate"],
+    ] {
+        let out = vltava(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error:"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn every_command_shows_an_example_in_help() {
+    for args in [
+        &["server"][..],
+        &["topic", "create"],
+        &["topic", "list"],
+        &["topic", "describe"],
+        &["topic", "delete"],
+        &["topic", "add-partitions"],
+        &["produce"],
+        &["consume"],
+        &["config", "get"],
+        &["config", "set"],
+        &["group", "list"],
+        &["group", "describe"],
+        &["group", "delete"],
+        &["group", "reset-offsets"],
+        &["cluster", "info"],
+    ] {
+        let mut full = args.to_vec();
+        full.push("--help");
+        let out = ok(vltava(&full));
+        let help = stdout(&out);
+        assert!(help.contains("Example"), "{args:?}:\n{help}");
+        assert!(help.contains("vltava "), "{args:?}:\n{help}");
+    }
+}
+
+#[test]
+fn unknown_server_key_fails_with_its_name() {
+    let out = vltava(&["server", "--override", "log.retention.hourz=1"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("log.retention.hourz"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
