@@ -108,8 +108,15 @@ impl Server {
 
     /// `GET path` on the metrics endpoint: (status line, body).
     pub fn http_get(&self, path: &str) -> (String, String) {
-        let mut stream =
-            TcpStream::connect(("127.0.0.1", self.metrics_port)).expect("metrics endpoint");
+        // The endpoint binds once the broker has started, a little after the Kafka listener.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut stream = loop {
+            match TcpStream::connect(("127.0.0.1", self.metrics_port)) {
+                Ok(stream) => break stream,
+                Err(e) if Instant::now() > deadline => panic!("metrics endpoint: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
         write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("request");
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("response");
