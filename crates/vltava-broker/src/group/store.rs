@@ -58,7 +58,9 @@ pub fn append(partition: &Partition, records: &[KeyValue], now_ms: i64) -> Resul
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // The encoder starts a new batch whenever offset - sequence changes; this keeps
+            // every record in one batch whose base sequence is -1 (no producer id).
+            sequence: i as i32 - 1,
             timestamp: now_ms,
             key: Some(Bytes::copy_from_slice(key)),
             value: value.as_deref().map(Bytes::copy_from_slice),
@@ -171,5 +173,44 @@ pub fn partition(broker: &Broker, index: i32) -> Result<Arc<Partition>, GroupErr
     match broker.replicas.get(OFFSETS_TOPIC, index) {
         Lookup::Leader(p) => Ok(p),
         Lookup::NotLeader | Lookup::Unknown => Err(GroupError::CoordinatorNotAvailable),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vltava_log::{LogConfig, LogDir, LogDirOptions, TopicPartition};
+
+    fn partition(dir: &std::path::Path) -> (LogDir, Partition) {
+        let logs = LogDir::open(dir, LogDirOptions::default()).unwrap();
+        let tp = TopicPartition::new(OFFSETS_TOPIC, 0);
+        let log = logs.open_log(&tp, LogConfig::default()).unwrap();
+        let p = Partition::new(OFFSETS_TOPIC.into(), Default::default(), 0, log, 0);
+        (logs, p)
+    }
+
+    #[test]
+    fn many_records_go_in_one_batch_the_log_accepts_and_replay_returns_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_logs, p) = partition(dir.path());
+        let records: Vec<KeyValue> = (0..3u8)
+            .map(|i| (vec![i], (i != 1).then(|| vec![i, i])))
+            .collect();
+        assert_eq!(append(&p, &records, 1000).unwrap(), 0);
+        assert_eq!(append(&p, &records[..1], 1001).unwrap(), 3);
+        let replayed = replay(&p.log).unwrap();
+        let got: Vec<(i64, Vec<u8>, Option<Vec<u8>>)> = replayed
+            .into_iter()
+            .map(|(o, k, v)| (o, k.to_vec(), v.map(|v| v.to_vec())))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, vec![0], Some(vec![0, 0])),
+                (1, vec![1], None),
+                (2, vec![2], Some(vec![2, 2])),
+                (3, vec![0], Some(vec![0, 0])),
+            ]
+        );
     }
 }

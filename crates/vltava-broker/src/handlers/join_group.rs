@@ -59,7 +59,8 @@ pub fn handle(
             .with_protocol_type(opt_text(r.protocol_type))
             .with_protocol_name(opt_text(r.protocol_name))
             .with_leader(text(r.leader))
-            .with_skip_assignment(r.skip_assignment)
+            // KIP-814 (v9+); an older static leader just runs its assignor again.
+            .with_skip_assignment(r.skip_assignment && version >= 9)
             .with_member_id(text(r.member_id));
         if version < 7 && response.protocol_name.is_none() {
             // Before v7 the protocol name is not nullable.

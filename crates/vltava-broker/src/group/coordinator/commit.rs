@@ -248,7 +248,11 @@ impl GroupCoordinator {
                     group.protocol_type().is_some(),
                     group.state_timestamp_ms,
                 );
-                if expired.is_empty() {
+                let abandoned = group.state() == GroupState::Empty
+                    && group.is_empty()
+                    && entry.offsets.is_empty()
+                    && group.next_deadline().is_none();
+                if expired.is_empty() && !abandoned {
                     continue;
                 }
                 let mut tombstones: Vec<KeyValue> = expired
