@@ -69,15 +69,18 @@ out(event="closed")
 class Member:
     """A confluent-kafka consumer in its own process, watched through its event stream."""
 
-    def __init__(self, broker, group, topic, instance_id=None, commit=False, name="m"):
+    def __init__(self, broker, group, topic, instance_id=None, commit=False, name="m",
+                 strategy="range"):
         conf = {"bootstrap.servers": broker.bootstrap, "group.id": group,
                 "enable.auto.commit": False, "auto.offset.reset": "earliest",
                 "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 300,
                 "group.protocol": "classic", "client.id": name,
-                "partition.assignment.strategy": "range"}
+                "partition.assignment.strategy": strategy}
         if instance_id:
             conf["group.instance.id"] = instance_id
         self.name = name
+        # KIP-429: callbacks carry only the partitions added or taken away.
+        self.incremental = strategy == "cooperative-sticky"
         self.events = []
         self.lock = threading.Lock()
         self.proc = subprocess.Popen(
@@ -102,13 +105,14 @@ class Member:
 
     def assignment(self):
         """The partitions after the latest assign/revoke (eager: revoke clears everything)."""
-        current = []
+        current = set()
         for e in self.snapshot():
             if e["event"] == "assigned":
-                current = e["partitions"]
+                current = current | set(e["partitions"]) if self.incremental \
+                    else set(e["partitions"])
             elif e["event"] == "revoked":
-                current = []
-        return current
+                current = current - set(e["partitions"]) if self.incremental else set()
+        return sorted(current)
 
     def records(self):
         return [(e["p"], e["o"]) for e in self.snapshot() if e["event"] == "record"]
@@ -231,6 +235,31 @@ def test_a_restarted_static_member_gets_its_partitions_back_without_a_rebalance(
     assert (second.count("assigned"), second.count("revoked")) == (
         assigned_before, revoked_before), \
         f"the other member was rebalanced: {second.snapshot()} / {again.snapshot()}"
+
+
+def test_cooperative_sticky_members_rebalance_incrementally(broker, members):
+    require_groups(broker)
+    topic = "coop6"
+    create_topic(broker, topic, 6)
+    first, second = start_members(broker, members, "cooperators", topic, 2,
+                                  strategy="cooperative-sticky")
+    kept = {m.name: set(m.assignment()) for m in (first, second)}
+    seen = {m.name: len(m.snapshot()) for m in (first, second)}
+    third = Member(broker, "cooperators", topic, name="cooperator-3",
+                   strategy="cooperative-sticky")
+    members.append(third)
+    wait_until(lambda: balanced([first, second, third], 6, 2), 60, "three cooperative members")
+    for m in (first, second):
+        # Sticky and incremental: each keeps what it still owns, and only gives partitions up.
+        assert set(m.assignment()) <= kept[m.name], m.name
+        assert all(set(e["partitions"]) <= kept[m.name]
+                   for e in m.snapshot()[seen[m.name]:] if e["event"] == "revoked"), m.name
+    records = produce(broker, topic, sample_records(120, partitions=6, seed=8, headers=False))
+    group = (first, second, third)
+    wait_until(lambda: sum(len(m.records()) for m in group) >= 120, 60, "120 records read")
+    time.sleep(1)
+    assert sorted(r for m in group for r in m.records()) == sorted(
+        (r.partition, r.offset) for r in records)
 
 
 def _commit_reader(broker, group, topic, count, metadata=None):

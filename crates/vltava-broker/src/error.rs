@@ -88,6 +88,7 @@ pub fn group_error_code(e: &crate::group::GroupError) -> i16 {
     use crate::group::GroupError as G;
     match e {
         G::CoordinatorNotAvailable | G::Storage(_) => ResponseError::CoordinatorNotAvailable.code(),
+        G::NotCoordinator => ResponseError::NotCoordinator.code(),
         G::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress.code(),
         G::UnknownMemberId => ResponseError::UnknownMemberId.code(),
         G::IllegalGeneration => ResponseError::IllegalGeneration.code(),

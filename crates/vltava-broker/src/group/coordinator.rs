@@ -334,10 +334,14 @@ impl GroupCoordinator {
         self.finish(broker, group_id, records, effects).await;
         match (start, waiter) {
             (JoinStart::Reply(response), _) => response,
-            (JoinStart::Wait { .. }, Some((member_id, rx))) => rx.await.unwrap_or_else(|_| {
-                // A newer JoinGroup from the same member replaced this one.
-                JoinResponse::error(GroupError::RebalanceInProgress, member_id)
-            }),
+            (JoinStart::Wait { .. }, Some((member_id, rx))) => {
+                match until_shutdown(broker, rx).await {
+                    Some(Ok(response)) => response,
+                    // A newer JoinGroup from the same member replaced this one.
+                    Some(Err(_)) => JoinResponse::error(GroupError::RebalanceInProgress, member_id),
+                    None => JoinResponse::error(GroupError::NotCoordinator, member_id),
+                }
+            }
             (JoinStart::Wait { member_id }, None) => {
                 JoinResponse::error(GroupError::CoordinatorNotAvailable, member_id)
             }
@@ -396,7 +400,10 @@ impl GroupCoordinator {
         self.finish(broker, group_id, records, effects).await;
         match (start, waiter) {
             (SyncStart::Reply(result), _) => result,
-            (SyncStart::Wait, Some(rx)) => rx.await.unwrap_or(Err(GroupError::RebalanceInProgress)),
+            (SyncStart::Wait, Some(rx)) => match until_shutdown(broker, rx).await {
+                Some(result) => result.unwrap_or(Err(GroupError::RebalanceInProgress)),
+                None => Err(GroupError::NotCoordinator),
+            },
             (SyncStart::Wait, None) => Err(GroupError::CoordinatorNotAvailable),
         }
     }
@@ -526,6 +533,19 @@ pub(super) fn group_metadata_record(group: &ClassicGroup) -> Option<KeyValue> {
             warn!("cannot encode group {:?}: {e}", group.group_id());
             None
         }
+    }
+}
+
+/// Waits for a delayed answer, or `None` once the broker shuts down: a member waiting for a
+/// rebalance must not hold the shutdown up (Kafka answers NOT_COORDINATOR when it resigns).
+async fn until_shutdown<T>(
+    broker: &Broker,
+    rx: oneshot::Receiver<T>,
+) -> Option<Result<T, oneshot::error::RecvError>> {
+    let mut stopping = broker.stopping();
+    tokio::select! {
+        answer = rx => Some(answer),
+        _ = stopping.wait_for(|stop| *stop) => None,
     }
 }
 

@@ -25,6 +25,8 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 pub enum GroupError {
     #[error("the coordinator is not available")]
     CoordinatorNotAvailable,
+    #[error("this broker does not coordinate the group")]
+    NotCoordinator,
     #[error("the coordinator is loading")]
     CoordinatorLoadInProgress,
     #[error("unknown member id")]

@@ -172,7 +172,9 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), GroupError> {
 pub fn partition(broker: &Broker, index: i32) -> Result<Arc<Partition>, GroupError> {
     match broker.replicas.get(OFFSETS_TOPIC, index) {
         Lookup::Leader(p) => Ok(p),
-        Lookup::NotLeader | Lookup::Unknown => Err(GroupError::CoordinatorNotAvailable),
+        // Another broker leads it: the client finds the coordinator again.
+        Lookup::NotLeader => Err(GroupError::NotCoordinator),
+        Lookup::Unknown => Err(GroupError::CoordinatorNotAvailable),
     }
 }
 
