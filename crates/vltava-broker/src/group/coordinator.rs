@@ -35,9 +35,6 @@ pub use commit::TopicOffsets;
 pub struct GroupEntry {
     pub group: ClassicGroup,
     pub offsets: GroupOffsets,
-    /// `__consumer_offsets` offset of the newest record applied per (topic, partition), so
-    /// concurrent commits land in memory in log order.
-    applied: HashMap<(String, i32), i64>,
 }
 
 impl GroupEntry {
@@ -45,7 +42,6 @@ impl GroupEntry {
         GroupEntry {
             group,
             offsets: GroupOffsets::default(),
-            applied: HashMap::new(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! A group's committed offsets, and which of them `offsets.retention.minutes` expires.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 /// One committed offset (Kafka's `OffsetAndMetadata`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,36 +12,38 @@ pub struct CommittedOffset {
     pub commit_timestamp: i64,
     /// An explicit expiry from OffsetCommit v2–v4 `retention_time_ms`, or -1.
     pub expire_timestamp: i64,
+    /// Where the record is in `__consumer_offsets` (-1 unknown): concurrent commits of one
+    /// partition land in memory in log order.
+    pub record_offset: i64,
 }
 
-/// Committed offsets of one group by (topic, partition).
+/// Committed offsets of one group by (topic, partition). A flat hash map: most groups hold a
+/// handful of offsets, and a B-tree node per topic would cost more than the offsets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupOffsets {
-    offsets: BTreeMap<String, BTreeMap<i32, CommittedOffset>>,
+    offsets: HashMap<(String, i32), CommittedOffset>,
 }
 
 impl GroupOffsets {
     pub fn get(&self, topic: &str, partition: i32) -> Option<&CommittedOffset> {
-        self.offsets.get(topic).and_then(|p| p.get(&partition))
+        self.offsets.get(&(topic.to_string(), partition))
     }
 
+    /// Stores `offset` unless a record later in the log is already applied.
     pub fn put(&mut self, topic: &str, partition: i32, offset: CommittedOffset) {
-        match self.offsets.get_mut(topic) {
-            Some(partitions) => {
-                partitions.insert(partition, offset);
-            }
-            None => {
-                self.offsets
-                    .insert(topic.to_string(), BTreeMap::from([(partition, offset)]));
+        let key = (topic.to_string(), partition);
+        if let Some(current) = self.offsets.get(&key) {
+            if current.record_offset > offset.record_offset && offset.record_offset >= 0 {
+                return;
             }
         }
+        self.offsets.insert(key, offset);
     }
 
     pub fn remove(&mut self, topic: &str, partition: i32) -> Option<CommittedOffset> {
-        let partitions = self.offsets.get_mut(topic)?;
-        let removed = partitions.remove(&partition);
-        if partitions.is_empty() {
-            self.offsets.remove(topic);
+        let removed = self.offsets.remove(&(topic.to_string(), partition));
+        if self.offsets.is_empty() {
+            self.offsets = HashMap::new(); // give the table back
         }
         removed
     }
@@ -51,21 +53,18 @@ impl GroupOffsets {
     }
 
     pub fn len(&self) -> usize {
-        self.offsets.values().map(BTreeMap::len).sum()
+        self.offsets.len()
     }
 
     /// Every committed offset, by topic then partition.
     pub fn iter(&self) -> impl Iterator<Item = (&str, i32, &CommittedOffset)> {
-        self.offsets
+        let mut all: Vec<_> = self
+            .offsets
             .iter()
-            .flat_map(|(t, ps)| ps.iter().map(move |(p, o)| (t.as_str(), *p, o)))
-    }
-
-    pub fn topic(&self, topic: &str) -> impl Iterator<Item = (i32, &CommittedOffset)> {
-        self.offsets
-            .get(topic)
-            .into_iter()
-            .flat_map(|ps| ps.iter().map(|(p, o)| (*p, o)))
+            .map(|((t, p), o)| (t.as_str(), *p, o))
+            .collect();
+        all.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        all.into_iter()
     }
 
     /// The offsets that have expired at `now_ms` (`OffsetExpirationCondition`): for an empty
@@ -111,6 +110,7 @@ mod tests {
             metadata: String::new(),
             commit_timestamp: at,
             expire_timestamp: -1,
+            record_offset: -1,
         }
     }
 

@@ -76,6 +76,7 @@ impl GroupCoordinator {
                 } else {
                     -1
                 },
+                record_offset: -1,
             };
             let key = records::encode_key(&RecordKey::OffsetCommit {
                 group: group_id.to_string(),
@@ -107,13 +108,8 @@ impl GroupCoordinator {
         };
         let mut inner = self.lock();
         if let Some(entry) = inner.groups.get_mut(group_id) {
-            for (index, commit, value) in written {
-                let log_offset = base + index as i64;
-                let key = (commit.topic.clone(), commit.partition);
-                if entry.applied.get(&key).is_some_and(|o| *o > log_offset) {
-                    continue; // a later commit already landed
-                }
-                entry.applied.insert(key, log_offset);
+            for (index, commit, mut value) in written {
+                value.record_offset = base + index as i64;
                 entry.offsets.put(&commit.topic, commit.partition, value);
             }
         }
@@ -222,7 +218,6 @@ impl GroupCoordinator {
                 for (topic, partition, result) in &results {
                     if result.is_ok() {
                         entry.offsets.remove(topic, *partition);
-                        entry.applied.remove(&(topic.clone(), *partition));
                     }
                 }
             }

@@ -100,6 +100,7 @@ impl GroupCoordinator {
                                 metadata: v.metadata,
                                 commit_timestamp: v.commit_timestamp,
                                 expire_timestamp: v.expire_timestamp,
+                                record_offset: log_offset,
                             },
                         ),
                         Some(Err(e)) => warn!("skipping offset record at {log_offset}: {e}"),
