@@ -21,6 +21,10 @@ pub fn handle(
 ) -> Result<Reply, ConnectionError> {
     check_len(ctx, "groupId", &request.group_id)?;
     check_len(ctx, "memberId", &request.member_id)?;
+    if let Some(instance) = &request.group_instance_id {
+        check_len(ctx, "groupInstanceId", instance)?;
+    }
+    check_len(ctx, "protocolType", &request.protocol_type)?;
     for p in &request.protocols {
         check_len(ctx, "name", &p.name)?;
     }

@@ -31,8 +31,13 @@ pub fn handle(
     } else {
         vec![(request.member_id.to_string(), None)]
     };
-    for (member_id, _) in &leaving {
+    for (member_id, instance) in &leaving {
         check_len(ctx, "memberId", member_id)?;
+        check_len(
+            ctx,
+            "groupInstanceId",
+            instance.as_deref().unwrap_or_default(),
+        )?;
     }
     let broker = broker.clone();
     let group_id = request.group_id.to_string();

@@ -22,6 +22,9 @@ pub fn handle(
 ) -> Result<Reply, ConnectionError> {
     check_len(ctx, "groupId", &request.group_id)?;
     check_len(ctx, "memberId", &request.member_id)?;
+    if let Some(instance) = &request.group_instance_id {
+        check_len(ctx, "groupInstanceId", instance)?;
+    }
     let image = broker.image();
     // (topic index, partition index, error) for every partition, in request order.
     let mut response = OffsetCommitResponse::default();

@@ -16,6 +16,9 @@ pub fn handle(
 ) -> Result<Reply, ConnectionError> {
     check_len(ctx, "groupId", &request.group_id)?;
     check_len(ctx, "memberId", &request.member_id)?;
+    if let Some(instance) = &request.group_instance_id {
+        check_len(ctx, "groupInstanceId", instance)?;
+    }
     let broker = broker.clone();
     Ok(later(ctx, async move {
         let assignments = request
