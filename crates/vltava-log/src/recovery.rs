@@ -55,7 +55,9 @@ pub(crate) fn load(
         segments.insert(*base, Segment::existing(path, *base, index)?);
     }
     let mut dir_dirty = false;
-    if segments.is_empty() {
+    // A partition with no segment yet is new, not crashed: nothing to recover.
+    let fresh = segments.is_empty();
+    if fresh {
         let start = context.log_start_offset.unwrap_or(0).max(0);
         segments.insert(start, Segment::create(dir, start, index)?);
         dir_dirty = true;
@@ -72,7 +74,8 @@ pub(crate) fn load(
         let next_base = all.get(i + 1).copied();
         // A segment is trusted if the shutdown was clean or it lies wholly below the point
         // up to which everything was flushed.
-        let trusted = context.clean_shutdown || next_base.is_some_and(|n| n <= recovery_point);
+        let trusted =
+            fresh || context.clean_shutdown || next_base.is_some_and(|n| n <= recovery_point);
         let Some(segment) = segments.get_mut(base) else {
             continue;
         };

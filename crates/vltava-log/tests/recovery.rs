@@ -286,3 +286,17 @@ fn garbage_appended_to_a_segment_is_cut_off() {
     let survivors: Vec<Vec<u8>> = read_all(&log, 0).into_iter().map(|(_, b)| b).collect();
     assert_eq!(survivors, written);
 }
+
+#[test]
+fn a_new_partition_after_an_unclean_stop_needs_no_recovery() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = LogDir::open(root.path(), LogDirOptions::default()).expect("open");
+    assert!(!dir.was_clean_shutdown());
+    let log = dir.open_log(&tp(), LogConfig::default()).expect("new log");
+    assert_eq!(log.log_end_offset(), 0);
+    assert_eq!(log.flushed_offset(), 0);
+    assert!(root
+        .path()
+        .join("orders-0/00000000000000000000.log")
+        .exists());
+}
