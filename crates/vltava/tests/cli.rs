@@ -220,3 +220,43 @@ fn unknown_server_key_fails_with_its_name() {
     assert!(err.contains("log.retention.hourz"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn ctrl_c_stops_consume_cleanly_with_offsets_committed() {
+    use std::io::BufRead;
+    let server = Server::start(None, &[]);
+    ok(server.cli(&["topic", "create", "tail"]));
+    ok(server.cli_with_stdin(&["produce", "tail"], Some(b"1\n2\n3\n4\n5\n")));
+    let mut child = std::process::Command::new(common::BIN)
+        .args(["consume", "tail", "--group", "tailers", "--from-beginning"])
+        .env("VLTAVA_BOOTSTRAP_SERVER", server.bootstrap())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for want in ["1", "2", "3", "4", "5"] {
+        assert_eq!(lines.next().unwrap().unwrap(), want);
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("consumed 5 records"),
+        "{}",
+        stderr(&out)
+    );
+    let group = stdout(&ok(server.cli(&["group", "describe", "tailers"])));
+    let row = group
+        .lines()
+        .find(|l| l.starts_with("tail "))
+        .unwrap_or_default();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells.get(2..5), Some(&["5", "5", "0"][..]), "{group}");
+}
