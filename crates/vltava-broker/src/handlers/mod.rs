@@ -20,6 +20,7 @@ mod describe_groups;
 mod find_coordinator;
 mod group_common;
 mod heartbeat;
+mod incremental_alter_configs;
 mod join_group;
 mod leave_group;
 mod list_groups;
@@ -70,6 +71,7 @@ pub const ROUTES: &[Route] = &[
     route(ApiKey::DescribeConfigs, 1, 4),
     route(ApiKey::CreatePartitions, 0, 3),
     route(ApiKey::DescribeCluster, 0, 2),
+    route(ApiKey::IncrementalAlterConfigs, 0, 1),
     route(ApiKey::FindCoordinator, 0, 6),
     route(ApiKey::JoinGroup, 0, 9),
     route(ApiKey::SyncGroup, 0, 5),
@@ -162,6 +164,9 @@ pub async fn dispatch(
         ApiKey::Fetch => fetch::handle(broker, &ctx, ctx.decode(body)?).await,
         ApiKey::ListOffsets => list_offsets::handle(broker, &ctx, ctx.decode(body)?).await,
         ApiKey::DescribeConfigs => describe_configs::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::IncrementalAlterConfigs => {
+            incremental_alter_configs::handle(broker, &ctx, ctx.decode(body)?).await
+        }
         ApiKey::DescribeCluster => describe_cluster::handle(broker, &ctx, ctx.decode(body)?),
         ApiKey::DeleteRecords => delete_records::handle(broker, &ctx, ctx.decode(body)?).await,
         ApiKey::OffsetForLeaderEpoch => {
@@ -207,6 +212,9 @@ pub fn decode_only(api_key: ApiKey, api_version: i16, body: Bytes) -> Result<(),
         ApiKey::Fetch => ctx.decode::<m::FetchRequest>(body).map(drop),
         ApiKey::ListOffsets => ctx.decode::<m::ListOffsetsRequest>(body).map(drop),
         ApiKey::DescribeConfigs => ctx.decode::<m::DescribeConfigsRequest>(body).map(drop),
+        ApiKey::IncrementalAlterConfigs => ctx
+            .decode::<m::IncrementalAlterConfigsRequest>(body)
+            .map(drop),
         ApiKey::DescribeCluster => ctx.decode::<m::DescribeClusterRequest>(body).map(drop),
         ApiKey::DeleteRecords => ctx.decode::<m::DeleteRecordsRequest>(body).map(drop),
         ApiKey::OffsetForLeaderEpoch => {
