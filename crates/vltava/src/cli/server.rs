@@ -26,6 +26,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
         )
         .with_target(false)
+        // Colour only for a person at a terminal; journald and log files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     // One line, naming the key (and file:line), and a non-zero exit: no backtrace noise.
     let config = match BrokerConfig::load(args.config.as_deref(), &args.overrides) {
