@@ -57,7 +57,7 @@ const fn route(api_key: ApiKey, min_version: i16, max_version: i16) -> Route {
 }
 
 /// What this broker implements. Versions follow Kafka 4.1 (kafka-protocol 0.18's schemas), whose
-/// floors are KIP-896's. Groups, idempotence and transactions come in later issues.
+/// floors are KIP-896's. Idempotence and transactions come in later issues.
 pub const ROUTES: &[Route] = &[
     route(ApiKey::Produce, 3, 13),
     route(ApiKey::Fetch, 4, 17),
