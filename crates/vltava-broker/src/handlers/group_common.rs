@@ -26,6 +26,21 @@ where
 /// Kafka's generated decoders refuse any string longer than `i16::MAX` bytes, even in the
 /// compact (varint-length) encoding, and close the connection ("string field … had invalid
 /// length"). A 100 KB group id gets the same here.
+/// The member identity every group request carries, checked as Kafka's decoders do.
+pub(super) fn check_member_identity(
+    ctx: &RequestContext,
+    group_id: &str,
+    member_id: &str,
+    group_instance_id: Option<&str>,
+) -> Result<(), ConnectionError> {
+    check_len(ctx, "groupId", group_id)?;
+    check_len(ctx, "memberId", member_id)?;
+    if let Some(instance) = group_instance_id {
+        check_len(ctx, "groupInstanceId", instance)?;
+    }
+    Ok(())
+}
+
 pub(super) fn check_len(
     ctx: &RequestContext,
     field: &str,

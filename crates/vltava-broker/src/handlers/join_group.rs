@@ -6,7 +6,7 @@ use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::group_common::{check_len, code, later, opt_text, text};
+use super::group_common::{check_len, check_member_identity, code, later, opt_text, text};
 use super::{Reply, RequestContext};
 use crate::broker::Broker;
 use crate::error::ConnectionError;
@@ -19,11 +19,12 @@ pub fn handle(
     client_id: Option<StrBytes>,
     request: JoinGroupRequest,
 ) -> Result<Reply, ConnectionError> {
-    check_len(ctx, "groupId", &request.group_id)?;
-    check_len(ctx, "memberId", &request.member_id)?;
-    if let Some(instance) = &request.group_instance_id {
-        check_len(ctx, "groupInstanceId", instance)?;
-    }
+    check_member_identity(
+        ctx,
+        &request.group_id,
+        &request.member_id,
+        request.group_instance_id.as_deref(),
+    )?;
     check_len(ctx, "protocolType", &request.protocol_type)?;
     for p in &request.protocols {
         check_len(ctx, "name", &p.name)?;

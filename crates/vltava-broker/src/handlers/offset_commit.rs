@@ -9,7 +9,7 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
-use super::group_common::{check_len, code, later};
+use super::group_common::{check_len, check_member_identity, code, later};
 use super::{Reply, RequestContext};
 use crate::broker::Broker;
 use crate::error::{self, ConnectionError};
@@ -20,11 +20,12 @@ pub fn handle(
     ctx: &RequestContext,
     request: OffsetCommitRequest,
 ) -> Result<Reply, ConnectionError> {
-    check_len(ctx, "groupId", &request.group_id)?;
-    check_len(ctx, "memberId", &request.member_id)?;
-    if let Some(instance) = &request.group_instance_id {
-        check_len(ctx, "groupInstanceId", instance)?;
-    }
+    check_member_identity(
+        ctx,
+        &request.group_id,
+        &request.member_id,
+        request.group_instance_id.as_deref(),
+    )?;
     let image = broker.image();
     // (topic index, partition index, error) for every partition, in request order.
     let mut response = OffsetCommitResponse::default();

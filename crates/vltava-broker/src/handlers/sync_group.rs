@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
-use super::group_common::{check_len, code, later, opt_text};
+use super::group_common::{check_member_identity, code, later, opt_text};
 use super::{Reply, RequestContext};
 use crate::broker::Broker;
 use crate::error::ConnectionError;
@@ -14,11 +14,12 @@ pub fn handle(
     ctx: &RequestContext,
     request: SyncGroupRequest,
 ) -> Result<Reply, ConnectionError> {
-    check_len(ctx, "groupId", &request.group_id)?;
-    check_len(ctx, "memberId", &request.member_id)?;
-    if let Some(instance) = &request.group_instance_id {
-        check_len(ctx, "groupInstanceId", instance)?;
-    }
+    check_member_identity(
+        ctx,
+        &request.group_id,
+        &request.member_id,
+        request.group_instance_id.as_deref(),
+    )?;
     let broker = broker.clone();
     Ok(later(ctx, async move {
         let assignments = request
