@@ -38,17 +38,22 @@ struct Listener {
     port: u16,
 }
 
-fn parse_listener(entry: &str) -> Result<Listener, String> {
-    let (name, rest) = entry
-        .split_once("://")
-        .ok_or_else(|| format!("{entry:?} is not NAME://host:port"))?;
-    let (host, port) = rest
+/// `host:port` (IPv6 hosts in brackets) of a config `entry`, named in the error.
+fn host_and_port<'a>(entry: &str, addr: &'a str) -> Result<(&'a str, u16), String> {
+    let (host, port) = addr
         .rsplit_once(':')
         .ok_or_else(|| format!("{entry:?} has no port"))?;
     let port = port
         .parse::<u16>()
         .map_err(|e| format!("{entry:?}: port: {e}"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((host.trim_start_matches('[').trim_end_matches(']'), port))
+}
+
+fn parse_listener(entry: &str) -> Result<Listener, String> {
+    let (name, rest) = entry
+        .split_once("://")
+        .ok_or_else(|| format!("{entry:?} is not NAME://host:port"))?;
+    let (host, port) = host_and_port(entry, rest)?;
     Ok(Listener {
         name: name.trim().to_string(),
         host: host.to_string(),
@@ -180,13 +185,7 @@ pub(super) fn parse_voters(value: &str) -> Result<Vec<(i32, SocketAddr)>, String
         let id = id
             .parse::<i32>()
             .map_err(|e| format!("{entry:?}: node id: {e}"))?;
-        let (host, port) = addr
-            .rsplit_once(':')
-            .ok_or_else(|| format!("{entry:?} has no port"))?;
-        let port = port
-            .parse::<u16>()
-            .map_err(|e| format!("{entry:?}: port: {e}"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let (host, port) = host_and_port(&entry, addr)?;
         voters.push((id, resolve(host, port)?));
     }
     if voters.is_empty() {
