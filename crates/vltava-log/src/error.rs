@@ -42,6 +42,36 @@ pub enum LogError {
     #[error("log {path} is offline after an earlier I/O failure")]
     Offline { path: PathBuf },
 
+    /// A producer's batch does not follow its last sequence (Kafka's `ProducerAppendInfo`).
+    #[error("out of order sequence {sequence} for producer {producer_id} (last {last_sequence})")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        sequence: i32,
+        last_sequence: i32,
+    },
+
+    /// A batch or marker from an older epoch than the producer's current one.
+    #[error(
+        "producer {producer_id} epoch {epoch} is older than the current epoch {current_epoch}"
+    )]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current_epoch: i16,
+    },
+
+    /// A write that contradicts the producer's transaction state.
+    #[error("invalid transaction state for producer {producer_id}: {reason}")]
+    InvalidTxnState { producer_id: i64, reason: String },
+
+    /// A marker from a transaction coordinator older than the last one seen for the producer.
+    #[error("marker for producer {producer_id} from coordinator epoch {coordinator_epoch}, but {current} was seen")]
+    TransactionCoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current: i32,
+    },
+
     #[error("malformed checkpoint file {path} line {line}: {reason}")]
     Checkpoint {
         path: PathBuf,
@@ -76,11 +106,15 @@ impl LogError {
     /// Kafka's error code for this error (see `Errors.java`).
     pub fn kafka_error_code(&self) -> i16 {
         match self {
-            LogError::Corrupt { .. } => 2,             // CORRUPT_MESSAGE
-            LogError::InvalidRecord { .. } => 87,      // INVALID_RECORD
-            LogError::RecordTooLarge { .. } => 10,     // MESSAGE_TOO_LARGE
-            LogError::RecordListTooLarge { .. } => 18, // RECORD_LIST_TOO_LARGE
-            LogError::OffsetOutOfRange { .. } => 1,    // OFFSET_OUT_OF_RANGE
+            LogError::Corrupt { .. } => 2,                       // CORRUPT_MESSAGE
+            LogError::InvalidRecord { .. } => 87,                // INVALID_RECORD
+            LogError::RecordTooLarge { .. } => 10,               // MESSAGE_TOO_LARGE
+            LogError::RecordListTooLarge { .. } => 18,           // RECORD_LIST_TOO_LARGE
+            LogError::OffsetOutOfRange { .. } => 1,              // OFFSET_OUT_OF_RANGE
+            LogError::OutOfOrderSequence { .. } => 45,           // OUT_OF_ORDER_SEQUENCE_NUMBER
+            LogError::InvalidProducerEpoch { .. } => 47,         // INVALID_PRODUCER_EPOCH
+            LogError::InvalidTxnState { .. } => 48,              // INVALID_TXN_STATE
+            LogError::TransactionCoordinatorFenced { .. } => 52, // TRANSACTION_COORDINATOR_FENCED
             LogError::Io { .. } | LogError::Offline { .. } | LogError::Checkpoint { .. } => 56, // KAFKA_STORAGE_ERROR
         }
     }

@@ -14,6 +14,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
+pub mod control;
 pub mod dir;
 pub mod durability;
 pub mod epoch;
@@ -21,6 +22,8 @@ pub mod error;
 pub mod fs;
 pub mod index;
 pub mod log;
+mod producer_recovery;
+pub mod producer_state;
 pub mod recovery;
 pub mod retention;
 pub mod segment;

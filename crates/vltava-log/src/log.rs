@@ -11,10 +11,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::batch::{self, BatchHeader};
 use crate::checkpoint;
 use crate::config::{LogConfig, TimestampType};
+use crate::control::{self, TxnMarker};
 use crate::durability::{Durable, GroupCommit};
 use crate::epoch::LeaderEpochCache;
 use crate::error::{LogError, Result};
 use crate::fs::{self, FileCache};
+use crate::index::txn::{AbortedTxn, TxnIndex};
+use crate::producer_state::{self, PendingUpdate, ProducerEntry, ProducerStateManager};
 use crate::recovery::{self, RecoveryContext};
 use crate::retention::{self, SegmentFacts};
 use crate::segment::{IndexSettings, Segment};
@@ -76,6 +79,9 @@ pub struct AppendInfo {
     /// The broker time stamped into the batches, or -1 for `CreateTime` topics.
     pub log_append_time_ms: i64,
     pub record_count: u64,
+    /// The batch repeated one of the producer's last five: nothing was written and the
+    /// offsets are the original batch's (Kafka answers NONE with them).
+    pub duplicate: bool,
 }
 
 /// A byte range of a segment file that holds whole batches (the last one possibly cut short by
@@ -114,6 +120,10 @@ pub(crate) struct LogState {
     pub dir_dirty: bool,
     pub unflushed_messages: u64,
     pub oldest_unflushed_ms: Option<i64>,
+    /// Idempotent and transactional producers (see `producer_state`).
+    pub producers: ProducerStateManager,
+    /// Aborted transactions per segment (the `.txnindex` files).
+    pub txn_index: TxnIndex,
 }
 
 impl LogState {
@@ -131,7 +141,7 @@ impl LogState {
             .expect("a log always has an active segment")
     }
 
-    fn log_end_offset(&self) -> i64 {
+    pub(crate) fn log_end_offset(&self) -> i64 {
         self.active().next_offset()
     }
 }
@@ -146,6 +156,8 @@ pub struct Log {
     /// Mirrors of the state for lock-free reads by the broker.
     log_end_offset: AtomicI64,
     log_start_offset: AtomicI64,
+    /// First offset of the oldest open transaction, `i64::MAX` when none (bounds the LSO).
+    first_unstable_offset: AtomicI64,
 }
 
 impl Log {
@@ -159,10 +171,16 @@ impl Log {
         context: RecoveryContext,
     ) -> Result<Log> {
         std::fs::create_dir_all(dir).map_err(|e| LogError::io("create partition dir", dir, e))?;
-        let (state, recovery_point) =
+        let (mut state, recovery_point) =
             recovery::load(dir, &topic_partition, config, &cache, context)?;
+        let trust = crate::producer_recovery::Trust {
+            clean_shutdown: context.clean_shutdown,
+            recovery_point: context.recovery_point,
+        };
+        crate::producer_recovery::rebuild(dir, &mut state, &cache, trust)?;
         let log_end = state.log_end_offset();
         let log_start = state.log_start_offset;
+        let unstable = state.producers.first_unstable_offset().unwrap_or(i64::MAX);
         Ok(Log {
             dir: dir.to_path_buf(),
             topic_partition,
@@ -171,6 +189,7 @@ impl Log {
             commit: GroupCommit::new(recovery_point),
             log_end_offset: AtomicI64::new(log_end),
             log_start_offset: AtomicI64::new(log_start),
+            first_unstable_offset: AtomicI64::new(unstable),
         })
     }
 
@@ -265,7 +284,22 @@ impl Log {
                     max: config.segment_bytes,
                 });
             }
+            if origin == AppendOrigin::Client {
+                if let [(_, header)] = headers.as_slice() {
+                    if let Some(original) = state.producers.find_duplicate(header) {
+                        return Ok(AppendInfo {
+                            base_offset: original.first_offset,
+                            last_offset: original.last_offset,
+                            max_timestamp: original.timestamp,
+                            log_append_time_ms: -1,
+                            record_count: (original.last_offset - original.first_offset + 1) as u64,
+                            duplicate: true,
+                        });
+                    }
+                }
+            }
             let base_offset = state.log_end_offset();
+            let mut pending = PendingUpdate::default();
             let mut assigned = Vec::with_capacity(headers.len());
             let mut next = base_offset;
             let mut max_timestamp = -1;
@@ -280,6 +314,15 @@ impl Log {
                 }
                 let header = BatchHeader::parse(bytes)
                     .ok_or_else(|| LogError::corrupt(*position, "batch header vanished"))?;
+                if header.producer_id >= 0 {
+                    let marker = control::parse_marker(&header, bytes)?;
+                    state.producers.validate_batch(
+                        &mut pending,
+                        &header,
+                        marker,
+                        origin == AppendOrigin::Client,
+                    )?;
+                }
                 max_timestamp = max_timestamp.max(header.max_timestamp);
                 next = header.next_offset();
                 assigned.push((*position, header));
@@ -289,6 +332,9 @@ impl Log {
             state
                 .active_mut()
                 .append(&self.cache, batches, &assigned, now_ms)?;
+            if !pending.is_empty() {
+                self.apply_producer_update(&mut state, pending)?;
+            }
             if state.epochs.assign(leader_epoch, base_offset) {
                 self.write_epoch_checkpoint(&state)?;
             }
@@ -304,6 +350,7 @@ impl Log {
                     max_timestamp,
                     log_append_time_ms: if append_time { now_ms } else { -1 },
                     record_count,
+                    duplicate: false,
                 },
                 flush_due,
             )
@@ -349,6 +396,10 @@ impl Log {
         let segment = Segment::create(&self.dir, new_base, index)?;
         state.segments.insert(new_base, segment);
         state.dir_dirty = true;
+        // Kafka snapshots producer state at every roll, so a restart replays one segment at
+        // most. Not fsynced here (no fsync under the lock): a torn snapshot fails its CRC and
+        // recovery falls back to an older one.
+        producer_state::write_snapshot_unsynced(&self.dir, new_base, &state.producers)?;
         tracing::info!(partition = %self.topic_partition, base_offset = new_base, "segment rolled");
         Ok(())
     }
@@ -504,6 +555,8 @@ impl Log {
         for segment in state.segments.values_mut() {
             segment.persist_indexes(true)?;
         }
+        let end = state.log_end_offset();
+        producer_state::write_snapshot(&self.dir, end, &state.producers)?;
         Ok(())
     }
 
@@ -583,6 +636,13 @@ impl Log {
             }
         }
         let new_end = state.active_mut().truncate_to(&self.cache, target)?;
+        producer_state::delete_snapshots(&self.dir, |o| o > new_end)?;
+        let trust = crate::producer_recovery::Trust {
+            clean_shutdown: false,
+            recovery_point: Some(new_end),
+        };
+        crate::producer_recovery::rebuild(&self.dir, &mut state, &self.cache, trust)?;
+        self.publish_unstable(&state);
         state.epochs.truncate_from_end(new_end);
         self.write_epoch_checkpoint(&state)?;
         self.commit.truncate(new_end);
@@ -652,12 +712,14 @@ impl Log {
             if let Some(segment) = state.segments.remove(&base) {
                 let size = segment.size();
                 segment.delete(&self.cache)?;
+                state.txn_index.remove_segment(&self.dir, base)?;
                 tracing::info!(partition = %self.topic_partition, base_offset = base, bytes = size, ?reason, "segment deleted by retention");
             }
         }
         if !reasons.is_empty() {
             state.dir_dirty = true;
             let first = state.segments.keys().next().copied().unwrap_or(0);
+            producer_state::delete_snapshots(&self.dir, |o| o < first)?;
             if first > state.log_start_offset {
                 state.log_start_offset = first;
                 self.log_start_offset.store(first, Ordering::Release);
@@ -696,6 +758,79 @@ impl Log {
             .values()
             .map(Segment::index_memory_bytes)
             .sum()
+    }
+
+    /// Appends a transaction marker (COMMIT or ABORT) for `producer_id` as the coordinator
+    /// does (WriteTxnMarkers): completes the producer's transaction here, records an abort in
+    /// the `.txnindex`, and moves the last stable offset. Blocking, like [`Log::append`].
+    pub fn append_txn_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: TxnMarker,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        let mut batch = control::build_marker_batch(producer_id, producer_epoch, marker, now_ms);
+        self.append_from(AppendOrigin::Coordinator, &mut batch, leader_epoch, now_ms)
+    }
+
+    /// First offset of the oldest open transaction, if any.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        match self.first_unstable_offset.load(Ordering::Acquire) {
+            i64::MAX => None,
+            offset => Some(offset),
+        }
+    }
+
+    /// The last stable offset: below it every transaction is decided. `high_watermark` bounds
+    /// it (Kafka: min(first unstable offset, high watermark)).
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        self.first_unstable_offset
+            .load(Ordering::Acquire)
+            .min(high_watermark)
+    }
+
+    /// Aborted transactions that overlap `[from, upper)`, for read_committed fetches.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        self.lock().txn_index.overlapping(from, upper)
+    }
+
+    /// The producers with state in this partition (DescribeProducers).
+    pub fn producer_states(&self) -> Vec<ProducerEntry> {
+        self.lock().producers.producers().cloned().collect()
+    }
+
+    /// Forgets producers idle for `expiration_ms` without an open transaction
+    /// (`producer.id.expiration.ms`); returns how many.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.lock().producers.remove_expired(now_ms, expiration_ms)
+    }
+
+    fn apply_producer_update(&self, state: &mut LogState, pending: PendingUpdate) -> Result<()> {
+        let segment_base = state.active().base_offset;
+        for (txn, last_stable_offset) in state.producers.apply(pending) {
+            if txn.aborted {
+                state.txn_index.append(
+                    &self.dir,
+                    segment_base,
+                    AbortedTxn {
+                        producer_id: txn.producer_id,
+                        first_offset: txn.first_offset,
+                        last_offset: txn.last_offset,
+                        last_stable_offset,
+                    },
+                )?;
+            }
+        }
+        self.publish_unstable(state);
+        Ok(())
+    }
+
+    fn publish_unstable(&self, state: &LogState) {
+        let unstable = state.producers.first_unstable_offset().unwrap_or(i64::MAX);
+        self.first_unstable_offset
+            .store(unstable, Ordering::Release);
     }
 
     fn write_epoch_checkpoint(&self, state: &LogState) -> Result<()> {

@@ -38,7 +38,7 @@ pub struct RecoveryReport {
 }
 
 /// Extensions that belong to a segment.
-const SEGMENT_EXTENSIONS: [&str; 3] = ["log", "index", "timeindex"];
+const SEGMENT_EXTENSIONS: [&str; 4] = ["log", "index", "timeindex", "txnindex"];
 
 pub(crate) fn load(
     dir: &Path,
@@ -172,6 +172,8 @@ pub(crate) fn load(
             dir_dirty: false,
             unflushed_messages: 0,
             oldest_unflushed_ms: None,
+            producers: Default::default(),
+            txn_index: Default::default(),
         },
         durable,
     ))

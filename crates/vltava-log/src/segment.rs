@@ -515,6 +515,7 @@ impl Segment {
             self.log_path.clone(),
             self.index_path(),
             self.time_index_path(),
+            fs::sibling(&self.log_path, crate::index::txn::TXN_INDEX_EXTENSION),
         ] {
             let deleted = PathBuf::from(format!("{}.deleted", path.display()));
             match std::fs::rename(&path, &deleted) {

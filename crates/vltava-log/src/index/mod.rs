@@ -6,6 +6,7 @@
 
 pub mod offset;
 pub mod time;
+pub mod txn;
 
 pub use offset::{OffsetEntry, OffsetIndex};
 pub use time::{TimeEntry, TimeIndex};

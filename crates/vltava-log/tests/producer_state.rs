@@ -1,0 +1,195 @@
+//! Idempotent and transactional producers at the log: duplicates answered with their original
+//! offsets, sequence and epoch errors, transaction markers, the last stable offset, the
+//! `.txnindex`, and producer state across clean and unclean restarts.
+
+mod common;
+
+use common::*;
+use vltava_log::batch::compute_crc;
+use vltava_log::control::TxnMarker;
+use vltava_log::{LogConfig, LogDir, LogDirOptions, LogError};
+
+/// A batch of `records` records from producer `pid` with `epoch` and first sequence `seq`.
+fn producer_batch(pid: i64, epoch: i16, seq: i32, records: usize, transactional: bool) -> Vec<u8> {
+    let mut b = batch(1_000, &format!("p{pid}-{seq}"), records);
+    if transactional {
+        b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+    }
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    let crc = compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+fn code(e: LogError) -> i16 {
+    e.kafka_error_code()
+}
+
+#[test]
+fn a_retried_batch_is_answered_with_its_original_offsets_and_not_written_again() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (_dir, log) = open(root.path(), LogConfig::default());
+    log.append(&mut batch(1, "plain", 2), 0, 0).expect("plain");
+    let first = log
+        .append(&mut producer_batch(7, 0, 0, 3, false), 0, 0)
+        .expect("first");
+    let second = log
+        .append(&mut producer_batch(7, 0, 3, 1, false), 0, 0)
+        .expect("second");
+    assert_eq!((first.base_offset, first.last_offset), (2, 4));
+    let again = log
+        .append(&mut producer_batch(7, 0, 0, 3, false), 0, 0)
+        .expect("duplicate");
+    assert!(again.duplicate);
+    assert_eq!((again.base_offset, again.last_offset), (2, 4));
+    assert_eq!(log.log_end_offset(), second.last_offset + 1);
+    assert_eq!(read_all(&log, 0).len(), 3);
+}
+
+#[test]
+fn gaps_and_old_epochs_are_refused_with_kafkas_codes() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (_dir, log) = open(root.path(), LogConfig::default());
+    log.append(&mut producer_batch(7, 1, 0, 2, false), 0, 0)
+        .expect("first");
+    let gap = log
+        .append(&mut producer_batch(7, 1, 5, 1, false), 0, 0)
+        .expect_err("gap");
+    assert_eq!(code(gap), 45);
+    let fenced = log
+        .append(&mut producer_batch(7, 0, 2, 1, false), 0, 0)
+        .expect_err("old epoch");
+    assert_eq!(code(fenced), 47);
+    assert_eq!(log.log_end_offset(), 2, "nothing refused was written");
+}
+
+#[test]
+fn markers_bound_the_lso_and_aborts_go_to_the_txnindex() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (_dir, log) = open(root.path(), LogConfig::default());
+    log.append(&mut batch(1, "before", 1), 0, 0).expect("plain");
+    log.append(&mut producer_batch(5, 0, 0, 2, true), 0, 0)
+        .expect("txn a");
+    log.append(&mut producer_batch(6, 0, 0, 1, true), 0, 0)
+        .expect("txn b");
+    assert_eq!(log.first_unstable_offset(), Some(1));
+    assert_eq!(log.last_stable_offset(log.log_end_offset()), 1);
+    let abort = TxnMarker {
+        commit: false,
+        coordinator_epoch: 0,
+    };
+    let marker = log.append_txn_marker(5, 0, abort, 0, 0).expect("abort a");
+    assert_eq!(marker.base_offset, 4);
+    // b is still open from offset 3.
+    assert_eq!(log.last_stable_offset(i64::MAX), 3);
+    let aborted = log.aborted_transactions(0, 10);
+    assert_eq!(aborted.len(), 1);
+    assert_eq!(
+        (
+            aborted[0].producer_id,
+            aborted[0].first_offset,
+            aborted[0].last_offset
+        ),
+        (5, 1, 4)
+    );
+    assert_eq!(aborted[0].last_stable_offset, 3);
+    let commit = TxnMarker {
+        commit: true,
+        coordinator_epoch: 0,
+    };
+    log.append_txn_marker(6, 0, commit, 0, 0).expect("commit b");
+    assert_eq!(log.first_unstable_offset(), None);
+    assert_eq!(log.last_stable_offset(log.log_end_offset()), 6);
+    let bytes = std::fs::read(root.path().join("orders-0/00000000000000000000.txnindex"))
+        .expect("txnindex file");
+    assert_eq!(bytes.len(), 34);
+}
+
+#[test]
+fn producer_state_survives_a_clean_restart_through_the_snapshot() {
+    let root = tempfile::tempdir().expect("tempdir");
+    {
+        let (dir, log) = open(root.path(), LogConfig::default());
+        log.append(&mut producer_batch(7, 0, 0, 2, false), 0, 0)
+            .expect("a");
+        log.append(&mut producer_batch(8, 0, 0, 1, true), 0, 0)
+            .expect("open txn");
+        dir.shutdown().expect("clean shutdown");
+    }
+    assert!(root
+        .path()
+        .join("orders-0/00000000000000000003.snapshot")
+        .exists());
+    let (_dir, log) = open(root.path(), LogConfig::default());
+    let dup = log
+        .append(&mut producer_batch(7, 0, 0, 2, false), 0, 0)
+        .expect("duplicate after restart");
+    assert!(dup.duplicate);
+    assert_eq!(dup.base_offset, 0);
+    let gap = log
+        .append(&mut producer_batch(7, 0, 9, 1, false), 0, 0)
+        .expect_err("gap after restart");
+    assert_eq!(code(gap), 45);
+    assert_eq!(log.first_unstable_offset(), Some(2));
+}
+
+#[test]
+fn an_unclean_stop_rebuilds_producer_state_and_txnindex_from_the_log() {
+    let root = tempfile::tempdir().expect("tempdir");
+    {
+        let (_dir, log) = open(root.path(), small_segments());
+        for seq in 0..100 {
+            log.append(&mut producer_batch(7, 0, seq * 2, 2, false), 0, 0)
+                .expect("append");
+        }
+        log.append(&mut producer_batch(9, 0, 0, 1, true), 0, 0)
+            .expect("txn");
+        let abort = TxnMarker {
+            commit: false,
+            coordinator_epoch: 1,
+        };
+        log.append_txn_marker(9, 0, abort, 0, 0).expect("abort");
+        log.append(&mut producer_batch(10, 0, 0, 1, true), 0, 0)
+            .expect("open txn");
+        assert!(log.segment_count() > 2, "the test needs rolled segments");
+        // Dropped without shutdown: no clean marker, no final snapshot.
+    }
+    // Every snapshot goes too: the state must come from the log alone.
+    for entry in std::fs::read_dir(root.path().join("orders-0")).expect("list") {
+        let path = entry.expect("entry").path();
+        let name = path.to_string_lossy().into_owned();
+        if name.ends_with(".snapshot") || name.ends_with(".txnindex") {
+            std::fs::remove_file(&path).expect("remove");
+        }
+    }
+    let dir = LogDir::open(root.path(), LogDirOptions::default()).expect("reopen");
+    let log = dir.open_log(&tp(), small_segments()).expect("recover");
+    let dup = log
+        .append(&mut producer_batch(7, 0, 198, 2, false), 0, 0)
+        .expect("last batch is a duplicate");
+    assert!(dup.duplicate);
+    assert_eq!(dup.base_offset, 198);
+    let aborted = log.aborted_transactions(0, i64::MAX);
+    assert_eq!(aborted.len(), 1);
+    assert_eq!((aborted[0].first_offset, aborted[0].last_offset), (200, 201));
+    assert_eq!(log.first_unstable_offset(), Some(202));
+}
+
+#[test]
+fn truncation_forgets_the_batches_it_removes() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (_dir, log) = open(root.path(), LogConfig::default());
+    log.append(&mut producer_batch(7, 0, 0, 2, false), 0, 0)
+        .expect("a");
+    log.append(&mut producer_batch(7, 0, 2, 2, false), 0, 0)
+        .expect("b");
+    log.truncate_to(2).expect("truncate");
+    // The second batch is gone, so a retry of it is new again, at offset 2.
+    let retried = log
+        .append(&mut producer_batch(7, 0, 2, 2, false), 0, 0)
+        .expect("retry");
+    assert!(!retried.duplicate);
+    assert_eq!(retried.base_offset, 2);
+}
