@@ -40,6 +40,8 @@ enum Command {
     Group(cli::group::GroupArgs),
     /// Nodes, controller and API versions.
     Cluster(cli::cluster::ClusterArgs),
+    /// Load generators: producer and consumer throughput, end-to-end latency.
+    Bench(cli::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -93,5 +95,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Config(args) => client(Box::pin(cli::config::run(args))),
         Command::Group(args) => client(Box::pin(cli::group::run(args))),
         Command::Cluster(args) => cli::cluster::run(args),
+        Command::Bench(args) => cli::bench::run(args),
     }
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand; `client` and `output` are what the client commands share.
 
+pub mod bench;
 pub mod client;
 pub mod cluster;
 pub mod config;

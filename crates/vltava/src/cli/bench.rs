@@ -1,0 +1,1042 @@
+//! `vltava bench produce|consume|e2e`: load generators in the spirit of Kafka's
+//! producer/consumer perf tests, through rdkafka, against any Kafka-compatible broker.
+//!
+//! - `produce`: N records (or for a duration) from parallel producers, at a target rate or as
+//!   fast as the broker acknowledges; latency is send → acknowledgement.
+//! - `consume`: parallel consumers read the topic from the beginning until they caught up (every
+//!   partition at its end), N records were read, or the duration ran out.
+//! - `e2e`: producers stamp the send time (8 bytes, nanoseconds since the Unix epoch) at the start
+//!   of each record, consumers in the same process read from the end of the log and measure
+//!   receive − stamp.
+//!
+//! Latencies go into HDR histograms (microsecond resolution, 3 significant digits), one per
+//! thread, merged at the end. A summary goes to stdout (or one JSON line with `--json`); live
+//! progress goes to stderr: a progress bar on a terminal, a line every few seconds otherwise.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Args, Subcommand, ValueEnum};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+
+use super::client::{key_value, ClientArgs};
+use super::topic;
+
+/// Largest latency the histograms hold, in microseconds (larger ones saturate): 10 minutes.
+const MAX_LATENCY_US: u64 = 600_000_000;
+/// Bytes of the send-time stamp at the start of an e2e record.
+const STAMP: usize = 8;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Producer throughput and send-to-acknowledgement latency.
+    #[command(
+        after_help = "Examples:\n  vltava bench produce --records 1000000 --record-size 1024 --acks all\n  \
+        vltava bench produce --duration 30 --partitions 16 --producers 4 --throughput 50000"
+    )]
+    Produce(ProduceBench),
+    /// Consumer throughput: read a topic from the beginning until caught up.
+    #[command(
+        after_help = "Examples:\n  vltava bench consume --topic vltava-bench\n  \
+        vltava bench consume --records 1000000 --consumers 4"
+    )]
+    Consume(ConsumeBench),
+    /// End-to-end latency: producers stamp the send time, consumers measure receive − send.
+    #[command(
+        after_help = "Examples:\n  vltava bench e2e --duration 30 --throughput 10000\n  \
+        vltava bench e2e --records 100000 --record-size 1024 --acks all --partitions 16"
+    )]
+    E2e(E2eBench),
+}
+
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// Topic to use.
+    #[arg(long, short = 't', default_value = "vltava-bench")]
+    topic: String,
+    /// Number of records in total (over all producers or consumers).
+    #[arg(long, short = 'n', value_name = "N")]
+    records: Option<u64>,
+    /// Stop after this many seconds (whichever of --records and --duration comes first).
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Extra librdkafka client property, key=value; may be repeated (e.g. -X linger.ms=10).
+    #[arg(long = "client-config", short = 'X', value_name = "KEY=VALUE")]
+    client_configs: Vec<String>,
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct ProducerOptions {
+    /// Bytes in each record's value.
+    #[arg(long, short = 's', default_value_t = 100, value_name = "BYTES")]
+    record_size: usize,
+    /// Partitions of the topic, created with this many if it does not exist.
+    #[arg(long, short = 'p', default_value_t = 1)]
+    partitions: i32,
+    /// Replicas per partition when the topic is created.
+    #[arg(long, default_value_t = 1)]
+    replication_factor: i32,
+    /// Acknowledgements to wait for: 0, 1 or all.
+    #[arg(long, default_value = "all", value_parser = ["0", "1", "all", "-1"])]
+    acks: String,
+    /// Compression of record batches.
+    #[arg(long, value_enum, default_value_t = Compression::None)]
+    compression: Compression,
+    /// Idempotent producers (needs acks=all).
+    #[arg(long)]
+    idempotence: bool,
+    /// Producers in parallel, each with its own connection.
+    #[arg(long, default_value_t = 1)]
+    producers: usize,
+    /// Target rate in records per second over all producers (default: as fast as possible).
+    #[arg(long, value_name = "RECORDS/S")]
+    throughput: Option<f64>,
+}
+
+#[derive(Args, Debug)]
+struct ProduceBench {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    producer: ProducerOptions,
+}
+
+#[derive(Args, Debug)]
+struct ConsumeBench {
+    #[command(flatten)]
+    common: Common,
+    /// Consumers in parallel; the partitions are shared out among them.
+    #[arg(long, default_value_t = 1)]
+    consumers: usize,
+}
+
+#[derive(Args, Debug)]
+struct E2eBench {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    producer: ProducerOptions,
+    /// Consumers in parallel; the partitions are shared out among them.
+    #[arg(long, default_value_t = 1)]
+    consumers: usize,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.command {
+        BenchCommand::Produce(b) => produce(b),
+        BenchCommand::Consume(b) => consume(b),
+        BenchCommand::E2e(b) => e2e(b),
+    }
+}
+
+/// Counters every thread adds to and the progress display reads.
+#[derive(Default)]
+struct Shared {
+    sent: AtomicU64,
+    acked: AtomicU64,
+    acked_bytes: AtomicU64,
+    failed: AtomicU64,
+    consumed: AtomicU64,
+    consumed_bytes: AtomicU64,
+    /// Set once every producer has flushed (e2e consumers stop after reading all acked records).
+    producers_done: AtomicBool,
+    /// Set to stop every thread early (an error elsewhere).
+    abort: AtomicBool,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn fail(&self, message: String) {
+        let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert(message);
+    }
+
+    fn error(&self) -> Option<String> {
+        self.first_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    // Bounds 1 µs..10 min with 3 significant digits are always valid.
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).unwrap_or_else(|_| unreachable!())
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_LATENCY_US)
+}
+
+fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn base_config(common: &Common) -> anyhow::Result<ClientConfig> {
+    let mut config = common.client.rdkafka();
+    config.set("client.id", "vltava-bench");
+    for pair in &common.client_configs {
+        let (k, v) = key_value(pair, "--client-config")?;
+        config.set(k, v);
+    }
+    Ok(config)
+}
+
+/// The topic's partition ids, creating the topic with `partitions` partitions if it is missing.
+fn ensure_topic(common: &Common, partitions: i32, replication: i32) -> anyhow::Result<Vec<i32>> {
+    if let Some(found) = topic_partitions(common)? {
+        if found.len() as i32 != partitions {
+            eprintln!(
+                "note: topic {:?} exists with {} partitions (asked for {partitions})",
+                common.topic,
+                found.len()
+            );
+        }
+        return Ok(found);
+    }
+    let admin = topic::admin(&common.client)?;
+    let new = NewTopic::new(
+        &common.topic,
+        partitions,
+        TopicReplication::Fixed(replication),
+    );
+    let results = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(admin.create_topics([&new], &topic::options(&common.client)))
+        .context("creating the topic")?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => bail!("cannot create topic {:?}: {code}", common.topic),
+        }
+    }
+    // Wait until the metadata shows every partition with a leader.
+    let deadline = Instant::now() + common.client.timeout();
+    loop {
+        if let Some(found) = topic_partitions(common)? {
+            if found.len() as i32 >= partitions {
+                return Ok(found);
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "topic {:?} was created but has no leaders yet",
+                common.topic
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The topic's partitions that have a leader, or None when the topic does not exist.
+fn topic_partitions(common: &Common) -> anyhow::Result<Option<Vec<i32>>> {
+    let metadata = topic::metadata(&common.client)?;
+    let Some(found) = metadata.topics().iter().find(|t| t.name() == common.topic) else {
+        return Ok(None);
+    };
+    if found.error().is_some() {
+        return Ok(None);
+    }
+    let mut ids: Vec<i32> = found
+        .partitions()
+        .iter()
+        .filter(|p| p.leader() >= 0)
+        .map(|p| p.id())
+        .collect();
+    ids.sort_unstable();
+    Ok(Some(ids))
+}
+
+/// Records for worker `index` of `workers` when `total` are shared out.
+fn share(total: Option<u64>, index: usize, workers: usize) -> Option<u64> {
+    total.map(|n| {
+        let (w, i) = (workers as u64, index as u64);
+        n / w + u64::from(i < n % w)
+    })
+}
+
+fn deadline(common: &Common) -> Option<Instant> {
+    common
+        .duration
+        .filter(|d| d.is_finite() && *d > 0.0)
+        .map(|d| Instant::now() + Duration::from_secs_f64(d))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Producers
+
+/// Per-producer delivery context: counts into `Shared`, latencies into its own histogram. The
+/// delivery opaque is the send time in nanoseconds since `start`.
+struct Deliveries {
+    shared: Arc<Shared>,
+    start: Instant,
+    record_size: u64,
+    latency: Mutex<Histogram<u64>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent_at: usize) {
+        match result {
+            Ok(_) => {
+                let now = self.start.elapsed();
+                let sent = Duration::from_nanos(sent_at as u64);
+                let mut h = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+                h.saturating_record(micros(now.saturating_sub(sent)));
+                self.shared.acked.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .acked_bytes
+                    .fetch_add(self.record_size, Ordering::Relaxed);
+            }
+            Err((e, _)) => {
+                self.shared.failed.fetch_add(1, Ordering::Relaxed);
+                self.shared.fail(format!("delivery failed: {e}"));
+            }
+        }
+    }
+}
+
+struct ProducerPlan {
+    config: ClientConfig,
+    topic: String,
+    records: Option<u64>,
+    deadline: Option<Instant>,
+    /// Records per second for this producer.
+    rate: Option<f64>,
+    record_size: usize,
+    /// Stamp the send time into the first 8 bytes (e2e).
+    stamp: bool,
+    flush_timeout: Duration,
+}
+
+fn producer_config(common: &Common, opts: &ProducerOptions) -> anyhow::Result<ClientConfig> {
+    let acks = if opts.acks == "-1" { "all" } else { &opts.acks };
+    if opts.idempotence && acks != "all" {
+        bail!("--idempotence needs --acks all");
+    }
+    let mut config = base_config(common)?;
+    config
+        .set("acks", acks)
+        .set("compression.type", opts.compression.name())
+        .set("enable.idempotence", opts.idempotence.to_string())
+        .set(
+            "message.timeout.ms",
+            (common.client.timeout().as_millis() * 6).to_string(),
+        );
+    // User overrides win over the settings above.
+    for pair in &common.client_configs {
+        let (k, v) = key_value(pair, "--client-config")?;
+        config.set(k, v);
+    }
+    Ok(config)
+}
+
+/// A pseudo-random payload of upper-case letters (like Kafka's ProducerPerformance): compressible
+/// about as much as text, not trivially as zeros.
+fn payload(size: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            b'A' + (state % 26) as u8
+        })
+        .collect()
+}
+
+fn spawn_producers(
+    common: &Common,
+    opts: &ProducerOptions,
+    records: Option<u64>,
+    deadline: Option<Instant>,
+    stamp: bool,
+    shared: &Arc<Shared>,
+) -> anyhow::Result<Vec<JoinHandle<Histogram<u64>>>> {
+    if opts.producers == 0 {
+        bail!("--producers must be at least 1");
+    }
+    if stamp && opts.record_size < STAMP {
+        bail!("--record-size must be at least {STAMP} for e2e (the send-time stamp)");
+    }
+    let config = producer_config(common, opts)?;
+    let rate = opts
+        .throughput
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .map(|r| r / opts.producers as f64);
+    let mut handles = Vec::new();
+    for i in 0..opts.producers {
+        let plan = ProducerPlan {
+            config: config.clone(),
+            topic: common.topic.clone(),
+            records: share(records, i, opts.producers),
+            deadline,
+            rate,
+            record_size: opts.record_size,
+            stamp,
+            flush_timeout: common.client.timeout() * 6,
+        };
+        let shared = Arc::clone(shared);
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("bench-producer-{i}"))
+                .spawn(move || run_producer(plan, shared))
+                .context("starting a producer thread")?,
+        );
+    }
+    Ok(handles)
+}
+
+fn run_producer(plan: ProducerPlan, shared: Arc<Shared>) -> Histogram<u64> {
+    let start = Instant::now();
+    let context = Deliveries {
+        shared: Arc::clone(&shared),
+        start,
+        record_size: plan.record_size as u64,
+        latency: Mutex::new(histogram()),
+    };
+    let producer: BaseProducer<Deliveries> = match plan.config.create_with_context(context) {
+        Ok(p) => p,
+        Err(e) => {
+            shared.fail(format!("creating a producer: {e}"));
+            shared.abort.store(true, Ordering::Relaxed);
+            return histogram();
+        }
+    };
+    let mut value = payload(plan.record_size);
+    let mut sent = 0u64;
+    'records: loop {
+        if plan.records.is_some_and(|n| sent >= n)
+            || plan.deadline.is_some_and(|d| Instant::now() >= d)
+            || shared.abort.load(Ordering::Relaxed)
+        {
+            break;
+        }
+        if let Some(rate) = plan.rate {
+            let due = start + Duration::from_secs_f64(sent as f64 / rate);
+            loop {
+                let now = Instant::now();
+                if now >= due {
+                    break;
+                }
+                producer.poll(due - now);
+            }
+        }
+        if plan.stamp {
+            value[..STAMP].copy_from_slice(&unix_nanos().to_be_bytes());
+        }
+        let sent_at = start.elapsed().as_nanos() as usize;
+        let mut record =
+            BaseRecord::<(), [u8], usize>::with_opaque_to(&plan.topic, sent_at).payload(&value[..]);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                // The local queue is full: serve delivery reports, then try again.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(5));
+                    if shared.abort.load(Ordering::Relaxed) {
+                        break 'records;
+                    }
+                }
+                Err((e, _)) => {
+                    shared.fail(format!("cannot produce to {:?}: {e}", plan.topic));
+                    shared.abort.store(true, Ordering::Relaxed);
+                    break 'records;
+                }
+            }
+        }
+        sent += 1;
+        shared.sent.fetch_add(1, Ordering::Relaxed);
+        producer.poll(Duration::ZERO);
+        if shared.failed.load(Ordering::Relaxed) > 0 {
+            shared.abort.store(true, Ordering::Relaxed);
+            break;
+        }
+    }
+    if let Err(e) = producer.flush(plan.flush_timeout) {
+        shared.fail(format!("flushing: {e}"));
+    }
+    let h = producer
+        .context()
+        .latency
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    h
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consumers
+
+struct ConsumerPlan {
+    consumer: BaseConsumer,
+    partitions: usize,
+    /// Stop when every partition reported its end (consume without --records).
+    until_caught_up: bool,
+    records: Option<u64>,
+    deadline: Option<Instant>,
+    /// Measure receive − stamp (e2e).
+    stamped: bool,
+    idle_timeout: Duration,
+}
+
+fn spawn_consumers(
+    common: &Common,
+    consumers: usize,
+    partitions: &[i32],
+    starts: &[Offset],
+    plan: impl Fn() -> (bool, Option<u64>, Option<Instant>, bool),
+    shared: &Arc<Shared>,
+) -> anyhow::Result<Vec<JoinHandle<Histogram<u64>>>> {
+    if consumers == 0 {
+        bail!("--consumers must be at least 1");
+    }
+    let mut config = base_config(common)?;
+    config
+        .set("group.id", "vltava-bench")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest")
+        .set("allow.auto.create.topics", "false");
+    for pair in &common.client_configs {
+        let (k, v) = key_value(pair, "--client-config")?;
+        config.set(k, v);
+    }
+    let workers = consumers.min(partitions.len()).max(1);
+    let mut handles = Vec::new();
+    for i in 0..workers {
+        let consumer: BaseConsumer = config.create().context("creating a consumer")?;
+        let mut assignment = TopicPartitionList::new();
+        let mut mine = 0;
+        for (k, (p, start)) in partitions.iter().zip(starts).enumerate() {
+            if k % workers == i {
+                assignment
+                    .add_partition_offset(&common.topic, *p, *start)
+                    .context("building the assignment")?;
+                mine += 1;
+            }
+        }
+        consumer
+            .assign(&assignment)
+            .context("assigning partitions")?;
+        let (until_caught_up, records, deadline, stamped) = plan();
+        let plan = ConsumerPlan {
+            consumer,
+            partitions: mine,
+            until_caught_up,
+            records,
+            deadline,
+            stamped,
+            idle_timeout: common.client.timeout(),
+        };
+        let shared = Arc::clone(shared);
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("bench-consumer-{i}"))
+                .spawn(move || run_consumer(plan, &shared))
+                .context("starting a consumer thread")?,
+        );
+    }
+    Ok(handles)
+}
+
+fn run_consumer(plan: ConsumerPlan, shared: &Shared) -> Histogram<u64> {
+    let mut latency = histogram();
+    let mut at_end = std::collections::HashSet::new();
+    let mut last_record = Instant::now();
+    loop {
+        if shared.abort.load(Ordering::Relaxed)
+            || plan.deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            break;
+        }
+        let consumed = shared.consumed.load(Ordering::Relaxed);
+        if plan.records.is_some_and(|n| consumed >= n) {
+            break;
+        }
+        // e2e: done once producers finished and everything they got acknowledged was read.
+        if plan.stamped
+            && shared.producers_done.load(Ordering::Relaxed)
+            && consumed >= shared.acked.load(Ordering::Relaxed)
+        {
+            break;
+        }
+        match plan.consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(message)) => {
+                let received = unix_nanos();
+                let value = message.payload().unwrap_or_default();
+                at_end.remove(&message.partition());
+                last_record = Instant::now();
+                if plan.stamped && value.len() >= STAMP {
+                    let mut stamp = [0u8; STAMP];
+                    stamp.copy_from_slice(&value[..STAMP]);
+                    let sent = u64::from_be_bytes(stamp);
+                    latency.saturating_record(micros(Duration::from_nanos(
+                        received.saturating_sub(sent),
+                    )));
+                }
+                shared.consumed.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .consumed_bytes
+                    .fetch_add(value.len() as u64, Ordering::Relaxed);
+                continue;
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+                if plan.until_caught_up && at_end.len() >= plan.partitions {
+                    break;
+                }
+                continue;
+            }
+            Some(Err(e)) => {
+                shared.fail(format!("consuming: {e}"));
+                shared.abort.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+        // Waiting on producers (e2e) is not idleness; a stalled read is.
+        let waiting = plan.stamped && !shared.producers_done.load(Ordering::Relaxed);
+        if !waiting && last_record.elapsed() > plan.idle_timeout {
+            shared.fail(format!(
+                "no record for {}s",
+                plan.idle_timeout.as_secs_f64()
+            ));
+            break;
+        }
+    }
+    latency
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress and summary
+
+enum Progress {
+    Bar(ProgressBar),
+    Lines { last: Instant, every: Duration },
+}
+
+impl Progress {
+    fn new(total: Option<u64>) -> Progress {
+        if std::io::stderr().is_terminal() {
+            let bar = match total {
+                Some(n) => {
+                    let bar = ProgressBar::new(n);
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{bar:40} {pos}/{len} records ({per_sec}) {msg} {eta}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    bar
+                }
+                None => {
+                    let bar = ProgressBar::new_spinner();
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} {pos} records ({per_sec}) {msg} {elapsed}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    bar
+                }
+            };
+            Progress::Bar(bar)
+        } else {
+            Progress::Lines {
+                last: Instant::now(),
+                every: Duration::from_secs(5),
+            }
+        }
+    }
+
+    fn update(&mut self, count: u64, bytes: u64, started: Instant) {
+        let secs = started.elapsed().as_secs_f64().max(1e-6);
+        match self {
+            Progress::Bar(bar) => {
+                bar.set_position(count);
+                bar.set_message(format!("{:.1} MiB/s", mib(bytes) / secs));
+            }
+            Progress::Lines { last, every } => {
+                if last.elapsed() >= *every {
+                    *last = Instant::now();
+                    eprintln!(
+                        "bench: {count} records in {secs:.0}s ({:.0} records/s, {:.1} MiB/s)",
+                        count as f64 / secs,
+                        mib(bytes) / secs
+                    );
+                }
+            }
+        }
+    }
+
+    fn finish(self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Shows progress until every thread ended, then joins them and merges their histograms.
+fn watch(
+    handles: Vec<JoinHandle<Histogram<u64>>>,
+    progress: &mut Progress,
+    started: Instant,
+    counters: impl Fn() -> (u64, u64),
+) -> anyhow::Result<Histogram<u64>> {
+    while !handles.iter().all(JoinHandle::is_finished) {
+        let (count, bytes) = counters();
+        progress.update(count, bytes, started);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut merged = histogram();
+    for handle in handles {
+        let h = handle
+            .join()
+            .map_err(|_| anyhow!("a benchmark thread panicked"))?;
+        merged
+            .add(&h)
+            .map_err(|e| anyhow!("merging histograms: {e}"))?;
+    }
+    Ok(merged)
+}
+
+struct Summary {
+    what: &'static str,
+    records: u64,
+    bytes: u64,
+    seconds: f64,
+    latency: Option<(&'static str, Histogram<u64>)>,
+}
+
+impl Summary {
+    fn records_per_s(&self) -> f64 {
+        self.records as f64 / self.seconds.max(1e-6)
+    }
+
+    fn mib_per_s(&self) -> f64 {
+        mib(self.bytes) / self.seconds.max(1e-6)
+    }
+
+    fn text(&self) -> String {
+        let mut out = format!(
+            "{} {} records ({} bytes) in {:.2}s: {:.0} records/s, {:.2} MiB/s\n",
+            self.what,
+            self.records,
+            self.bytes,
+            self.seconds,
+            self.records_per_s(),
+            self.mib_per_s()
+        );
+        if let Some((label, h)) = &self.latency {
+            if h.is_empty() {
+                out.push_str(&format!("{label} latency: no samples\n"));
+            } else {
+                out.push_str(&format!(
+                    "{label} latency ms: p50 {:.3} p99 {:.3} p99.9 {:.3} max {:.3}\n",
+                    ms(h.value_at_quantile(0.5)),
+                    ms(h.value_at_quantile(0.99)),
+                    ms(h.value_at_quantile(0.999)),
+                    ms(h.max())
+                ));
+            }
+        }
+        out
+    }
+
+    fn json(&self) -> String {
+        let latency = match &self.latency {
+            Some((_, h)) if !h.is_empty() => format!(
+                "{{\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3}}}",
+                ms(h.value_at_quantile(0.5)),
+                ms(h.value_at_quantile(0.99)),
+                ms(h.value_at_quantile(0.999)),
+                ms(h.max())
+            ),
+            _ => "null".to_string(),
+        };
+        format!(
+            "\"{}\":{{\"records\":{},\"bytes\":{},\"seconds\":{:.3},\"records_per_s\":{:.1},\"mib_per_s\":{:.3},\"latency\":{latency}}}",
+            self.what,
+            self.records,
+            self.bytes,
+            self.seconds,
+            self.records_per_s(),
+            self.mib_per_s()
+        )
+    }
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn report(common: &Common, summaries: &[Summary], shared: &Shared) -> anyhow::Result<()> {
+    if common.json {
+        let body: Vec<String> = summaries.iter().map(Summary::json).collect();
+        println!("{{{}}}", body.join(","));
+    } else {
+        for s in summaries {
+            print!("{}", s.text());
+        }
+    }
+    let failed = shared.failed.load(Ordering::Relaxed);
+    if let Some(e) = shared.error() {
+        if failed > 0 {
+            bail!("{failed} records failed; first error: {e}");
+        }
+        bail!("{e}");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The three commands
+
+fn produce(b: ProduceBench) -> anyhow::Result<()> {
+    let common = &b.common;
+    common.client.check_reachable()?;
+    ensure_topic(common, b.producer.partitions, b.producer.replication_factor)?;
+    let records = match (common.records, common.duration) {
+        (None, None) => Some(1_000_000),
+        (r, _) => r,
+    };
+    let shared = Arc::new(Shared::default());
+    let mut progress = Progress::new(records);
+    let started = Instant::now();
+    let handles = spawn_producers(
+        common,
+        &b.producer,
+        records,
+        deadline(common),
+        false,
+        &shared,
+    )?;
+    let latency = watch(handles, &mut progress, started, || {
+        (
+            shared.acked.load(Ordering::Relaxed),
+            shared.acked_bytes.load(Ordering::Relaxed),
+        )
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    progress.finish();
+    let summary = Summary {
+        what: "produced",
+        records: shared.acked.load(Ordering::Relaxed),
+        bytes: shared.acked_bytes.load(Ordering::Relaxed),
+        seconds,
+        latency: Some(("send-to-ack", latency)),
+    };
+    report(common, &[summary], &shared)
+}
+
+fn consume(b: ConsumeBench) -> anyhow::Result<()> {
+    let common = &b.common;
+    common.client.check_reachable()?;
+    let Some(partitions) = topic_partitions(common)? else {
+        bail!("unknown topic {:?}", common.topic);
+    };
+    if partitions.is_empty() {
+        bail!("topic {:?} has no partition with a leader", common.topic);
+    }
+    let starts = vec![Offset::Beginning; partitions.len()];
+    let shared = Arc::new(Shared::default());
+    let mut progress = Progress::new(common.records);
+    let started = Instant::now();
+    let until_caught_up = common.records.is_none();
+    let (records, end) = (common.records, deadline(common));
+    let handles = spawn_consumers(
+        common,
+        b.consumers,
+        &partitions,
+        &starts,
+        || (until_caught_up, records, end, false),
+        &shared,
+    )?;
+    watch(handles, &mut progress, started, || {
+        (
+            shared.consumed.load(Ordering::Relaxed),
+            shared.consumed_bytes.load(Ordering::Relaxed),
+        )
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    progress.finish();
+    let consumed = shared.consumed.load(Ordering::Relaxed);
+    let summary = Summary {
+        what: "consumed",
+        records: consumed,
+        bytes: shared.consumed_bytes.load(Ordering::Relaxed),
+        seconds,
+        latency: None,
+    };
+    if let Some(n) = records {
+        if consumed < n && shared.error().is_none() {
+            shared.fail(format!(
+                "read {consumed} of {n} records before the deadline"
+            ));
+        }
+    }
+    report(common, &[summary], &shared)
+}
+
+fn e2e(b: E2eBench) -> anyhow::Result<()> {
+    let common = &b.common;
+    common.client.check_reachable()?;
+    let partitions = ensure_topic(common, b.producer.partitions, b.producer.replication_factor)?;
+    let (records, duration) = match (common.records, common.duration) {
+        (None, None) => (None, Some(10.0)),
+        other => other,
+    };
+    let mut opts = b.producer.clone();
+    if opts.throughput.is_none() {
+        opts.throughput = Some(1000.0);
+    }
+    // Consumers start at the current end of every partition, read before producing starts.
+    let watermarks: BaseConsumer = base_config(common)?
+        .set("group.id", "vltava-bench")
+        .create()
+        .context("creating a consumer")?;
+    let mut starts = Vec::new();
+    for p in &partitions {
+        let (_, high) = watermarks
+            .fetch_watermarks(&common.topic, *p, common.client.timeout())
+            .with_context(|| format!("reading the end offset of partition {p}"))?;
+        starts.push(Offset::Offset(high));
+    }
+    drop(watermarks);
+
+    let shared = Arc::new(Shared::default());
+    let consumers = spawn_consumers(
+        common,
+        b.consumers,
+        &partitions,
+        &starts,
+        || (false, None, None, true),
+        &shared,
+    )?;
+    let mut progress = Progress::new(records);
+    let started = Instant::now();
+    let end = duration.map(|d| Instant::now() + Duration::from_secs_f64(d.max(0.0)));
+    let producers = spawn_producers(common, &opts, records, end, true, &shared)?;
+    let counters = || {
+        (
+            shared.consumed.load(Ordering::Relaxed),
+            shared.consumed_bytes.load(Ordering::Relaxed),
+        )
+    };
+    let ack_latency = watch(producers, &mut progress, started, counters)?;
+    let produce_seconds = started.elapsed().as_secs_f64();
+    shared.producers_done.store(true, Ordering::Relaxed);
+    let e2e_latency = watch(consumers, &mut progress, started, counters)?;
+    let seconds = started.elapsed().as_secs_f64();
+    progress.finish();
+    let acked = shared.acked.load(Ordering::Relaxed);
+    let consumed = shared.consumed.load(Ordering::Relaxed);
+    if consumed < acked && shared.error().is_none() {
+        shared.fail(format!("read {consumed} of {acked} acknowledged records"));
+    }
+    let summaries = [
+        Summary {
+            what: "produced",
+            records: acked,
+            bytes: shared.acked_bytes.load(Ordering::Relaxed),
+            seconds: produce_seconds,
+            latency: Some(("send-to-ack", ack_latency)),
+        },
+        Summary {
+            what: "consumed",
+            records: consumed,
+            bytes: shared.consumed_bytes.load(Ordering::Relaxed),
+            seconds,
+            latency: Some(("end-to-end", e2e_latency)),
+        },
+    ];
+    report(common, &summaries, &shared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_shared_out_to_the_last_one() {
+        let parts: Vec<u64> = (0..3).filter_map(|i| share(Some(10), i, 3)).collect();
+        assert_eq!(parts, vec![4, 3, 3]);
+        assert_eq!(share(None, 0, 3), None);
+    }
+
+    #[test]
+    fn payload_is_letters_of_the_asked_size() {
+        let p = payload(1024);
+        assert_eq!(p.len(), 1024);
+        assert!(p.iter().all(u8::is_ascii_uppercase));
+        assert!(p.iter().collect::<std::collections::HashSet<_>>().len() > 20);
+    }
+
+    #[test]
+    fn latencies_saturate_instead_of_failing() {
+        let mut h = histogram();
+        h.saturating_record(micros(Duration::from_secs(3600)));
+        h.saturating_record(micros(Duration::ZERO));
+        assert_eq!(h.len(), 2);
+        assert!(h.max() >= MAX_LATENCY_US * 999 / 1000);
+    }
+}

@@ -1,0 +1,110 @@
+//! `vltava bench` against a real `vltava server`: the counts it reports (never its timings).
+
+mod common;
+
+use common::{ok, stdout, vltava, Server};
+
+/// The record count on the summary line that starts with `what` ("produced", "consumed").
+fn count(out: &str, what: &str) -> u64 {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{what} ")))
+        .unwrap_or_else(|| panic!("no {what:?} line in:\n{out}"));
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line:?}"))
+}
+
+#[test]
+fn bench_produce_then_consume_reports_every_record() {
+    let server = Server::start(None, &[]);
+    let produced = stdout(&ok(server.cli(&[
+        "bench",
+        "produce",
+        "--topic",
+        "perf",
+        "--records",
+        "2000",
+        "--record-size",
+        "100",
+        "--partitions",
+        "3",
+        "--producers",
+        "2",
+        "--acks",
+        "all",
+    ])));
+    assert_eq!(count(&produced, "produced"), 2000, "{produced}");
+    assert!(produced.contains("(200000 bytes)"), "{produced}");
+    assert!(
+        produced.contains("send-to-ack latency ms: p50 "),
+        "{produced}"
+    );
+
+    // The topic was created with the partitions asked for.
+    let describe = stdout(&ok(server.cli(&["topic", "describe", "perf"])));
+    assert!(describe.contains("perf: 3 partitions"), "{describe}");
+
+    // Without --records the consumers read until every partition is caught up.
+    let consumed = stdout(&ok(server.cli(&[
+        "bench",
+        "consume",
+        "--topic",
+        "perf",
+        "--consumers",
+        "2",
+    ])));
+    assert_eq!(count(&consumed, "consumed"), 2000, "{consumed}");
+
+    // With --records they stop there; --json is one object with the same count.
+    let json = stdout(&ok(server.cli(&[
+        "bench",
+        "consume",
+        "--topic",
+        "perf",
+        "--records",
+        "500",
+        "--json",
+    ])));
+    assert_eq!(json.lines().count(), 1, "{json}");
+    assert!(json.contains("\"consumed\":{\"records\":500,"), "{json}");
+}
+
+#[test]
+fn bench_e2e_reads_back_every_stamped_record() {
+    let server = Server::start(None, &[]);
+    let out = stdout(&ok(server.cli(&[
+        "bench",
+        "e2e",
+        "--topic",
+        "latency",
+        "--records",
+        "300",
+        "--throughput",
+        "1000",
+        "--acks",
+        "1",
+    ])));
+    assert_eq!(count(&out, "produced"), 300, "{out}");
+    assert_eq!(count(&out, "consumed"), 300, "{out}");
+    assert!(out.contains("end-to-end latency ms: p50 "), "{out}");
+}
+
+#[test]
+fn bench_consume_of_an_unknown_topic_fails_with_its_name() {
+    let server = Server::start(None, &[]);
+    let out = server.cli(&["bench", "consume", "--topic", "nope"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown topic \"nope\""), "{err}");
+}
+
+#[test]
+fn bench_help_shows_examples() {
+    for sub in ["produce", "consume", "e2e"] {
+        let help = stdout(&ok(vltava(&["bench", sub, "--help"])));
+        assert!(help.contains("Example"), "{sub}:\n{help}");
+        assert!(help.contains("vltava bench "), "{sub}:\n{help}");
+    }
+}
