@@ -28,6 +28,8 @@ pub struct Broker {
     pub replicas: Arc<ReplicaManager>,
     /// Consumer groups and committed offsets (`__consumer_offsets`).
     pub groups: Arc<GroupCoordinator>,
+    /// Transactional ids and their transactions (`__transaction_state`).
+    pub txns: Arc<crate::txn::TransactionCoordinator>,
     /// Set when shutdown begins: waiting fetches answer at once instead of at `max_wait_ms`.
     stopping: tokio::sync::watch::Sender<bool>,
     /// Background tasks (image follower, log maintenance), awaited at shutdown.
@@ -99,17 +101,24 @@ impl Broker {
         );
 
         let groups = Arc::new(GroupCoordinator::new(config.groups.clone()));
+        let txns = Arc::new(crate::txn::TransactionCoordinator::new(
+            config.transactions.clone(),
+        ));
         let broker = Arc::new(Broker {
             config,
             advertised,
             quorum,
             replicas,
             groups,
+            txns,
             stopping: tokio::sync::watch::Sender::new(false),
             tasks: std::sync::Mutex::new(Vec::new()),
         });
         broker.spawn_image_follower();
         broker.spawn_log_maintenance();
+        // Loads `__transaction_state` (open transactions time out, half-finished ones complete)
+        // and aborts timed-out transactions from now on.
+        broker.txns.start(&broker);
         Ok(broker)
     }
 

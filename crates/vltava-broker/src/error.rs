@@ -106,5 +106,6 @@ pub fn group_error_code(e: &crate::group::GroupError) -> i16 {
         G::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic.code(),
         G::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge.code(),
         G::UnknownTopicOrPartition => UNKNOWN_TOPIC_OR_PARTITION,
+        G::Log(code) => *code,
     }
 }

@@ -15,6 +15,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod replica;
 pub mod server;
+pub mod txn;
 pub mod wire;
 
 pub use broker::Broker;

@@ -74,7 +74,9 @@ pub const UNSUPPORTED: &[&str] = &[
 ];
 
 pub fn is_supported(key: &str) -> bool {
-    SUPPORTED.contains(&key) || super::groups::KEYS.contains(&key)
+    SUPPORTED.contains(&key)
+        || super::groups::KEYS.contains(&key)
+        || super::transactions::KEYS.contains(&key)
 }
 
 pub fn is_unsupported(key: &str) -> bool {

@@ -8,6 +8,7 @@ mod keys;
 mod listeners;
 pub mod raw;
 pub mod topic;
+mod transactions;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -129,6 +130,8 @@ pub struct BrokerConfig {
     pub socket: SocketConfig,
     /// The group coordinator (`group.*`, `offsets.*`).
     pub groups: crate::group::GroupConfig,
+    /// The transaction coordinator (`transaction.*`, `transactional.id.expiration.ms`).
+    pub transactions: crate::txn::coordinator::TxnConfig,
     /// `metrics.listener` (Vltava's own, default 127.0.0.1:9644): the Prometheus endpoint the
     /// binary serves; `None` when set empty.
     pub metrics_listener: Option<SocketAddr>,
@@ -306,6 +309,7 @@ impl BrokerConfig {
             log,
             socket,
             groups: groups::parse(&r)?,
+            transactions: transactions::parse(&r)?,
             ignored_keys,
         })
     }

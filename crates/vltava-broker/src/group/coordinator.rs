@@ -26,6 +26,7 @@ use crate::broker::{now_ms, Broker};
 mod admin;
 mod commit;
 mod load;
+mod txn_offsets;
 
 pub use admin::GroupListing;
 pub use commit::TopicOffsets;
@@ -67,6 +68,8 @@ struct Inner {
     scheduled: HashMap<String, u64>,
     join_waiters: HashMap<WaiterKey, oneshot::Sender<JoinResponse>>,
     sync_waiters: HashMap<WaiterKey, oneshot::Sender<SyncResult>>,
+    /// Offsets of open transactions: producer id → group → offsets (TxnOffsetCommit).
+    pending_txn: HashMap<i64, HashMap<String, txn_offsets::PendingOffsets>>,
 }
 
 /// One offset to commit, as the request gave it.

@@ -61,6 +61,9 @@ pub enum GroupError {
     TooManyGroups,
     #[error("writing to __consumer_offsets failed: {0}")]
     Storage(String),
+    /// The log refused a transactional offset commit (a fenced producer epoch, say): its code.
+    #[error("the log refused the transactional offsets with error code {0}")]
+    Log(i16),
 }
 
 /// Group limits and timeouts: Kafka's keys and defaults, except where noted.

@@ -43,24 +43,46 @@ impl From<StoreError> for GroupError {
 
 /// Appends `records` as one batch and fsyncs it; returns the offset of the first. Blocking.
 pub fn append(partition: &Partition, records: &[KeyValue], now_ms: i64) -> Result<i64, StoreError> {
+    append_batch(partition, records, now_ms, None)
+}
+
+/// [`append`] as a transactional batch of `producer` (id, epoch): TxnOffsetCommit's offsets,
+/// which become visible with the transaction's COMMIT marker (KIP-98). Written with the
+/// coordinator's append rules, base sequence 0 as Kafka's group coordinator writes them.
+pub fn append_transactional(
+    partition: &Partition,
+    records: &[KeyValue],
+    now_ms: i64,
+    producer: (i64, i16),
+) -> Result<i64, StoreError> {
+    append_batch(partition, records, now_ms, Some(producer))
+}
+
+fn append_batch(
+    partition: &Partition,
+    records: &[KeyValue],
+    now_ms: i64,
+    producer: Option<(i64, i16)>,
+) -> Result<i64, StoreError> {
     if records.is_empty() {
         return Ok(-1);
     }
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
     let records: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder starts a new batch whenever offset - sequence changes; this keeps
-            // every record in one batch whose base sequence is -1 (no producer id).
-            sequence: i as i32 - 1,
+            // every record in one batch whose base sequence is -1 (no producer id) or 0.
+            sequence: if producer.is_some() { i as i32 } else { i as i32 - 1 },
             timestamp: now_ms,
             key: Some(Bytes::copy_from_slice(key)),
             value: value.as_deref().map(Bytes::copy_from_slice),
@@ -78,7 +100,18 @@ pub fn append(partition: &Partition, records: &[KeyValue], now_ms: i64) -> Resul
     )
     .map_err(|e| StoreError::Encode(format!("{e:#}")))?;
     let mut batch = buf.to_vec();
-    let info = partition.append(&mut batch, now_ms)?;
+    let info = if producer.is_some() {
+        let info = partition.log.append_from(
+            vltava_log::AppendOrigin::Coordinator,
+            &mut batch,
+            partition.leader_epoch(),
+            now_ms,
+        )?;
+        partition.wake_fetches();
+        info
+    } else {
+        partition.append(&mut batch, now_ms)?
+    };
     partition.log.flush(info.last_offset + 1)?;
     Ok(info.base_offset)
 }
@@ -86,9 +119,20 @@ pub fn append(partition: &Partition, records: &[KeyValue], now_ms: i64) -> Resul
 /// A replayed record: its offset, key, and value (None for a tombstone).
 pub type Replayed = (i64, Bytes, Option<Bytes>);
 
-/// Every record of a partition log, in offset order. Blocking.
+/// Every record of a partition log, in offset order, leaving out transactional records that
+/// were aborted or are still open. Blocking.
 pub fn replay(log: &Log) -> Result<Vec<Replayed>, StoreError> {
+    replay_with_pending(log).map(|(records, _)| records)
+}
+
+/// Records of transactions still open at the end of the log, by producer id.
+pub type Pending = std::collections::HashMap<i64, (i16, Vec<Replayed>)>;
+
+/// [`replay`], and the records of open transactions. A transaction's records are returned where
+/// its COMMIT marker is (they take effect then), and dropped at an ABORT marker.
+pub fn replay_with_pending(log: &Log) -> Result<(Vec<Replayed>, Pending), StoreError> {
     let mut out = Vec::new();
+    let mut pending = Pending::new();
     let end = log.log_end_offset();
     let mut offset = log.log_start_offset();
     while offset < end {
@@ -107,9 +151,27 @@ pub fn replay(log: &Log) -> Result<Vec<Replayed>, StoreError> {
                 Ok(set) => {
                     for record in set.records {
                         if record.control {
+                            // Key: version (i16), type (i16): 0 ABORT, 1 COMMIT.
+                            let commit = record
+                                .key
+                                .as_ref()
+                                .and_then(|k| k.get(2..4))
+                                .is_some_and(|t| t == [0, 1]);
+                            if let Some((_, records)) = pending.remove(&record.producer_id) {
+                                if commit {
+                                    out.extend(records);
+                                }
+                            }
                             continue;
                         }
-                        if let Some(key) = record.key {
+                        let Some(key) = record.key else { continue };
+                        if record.transactional {
+                            let entry = pending
+                                .entry(record.producer_id)
+                                .or_insert_with(|| (record.producer_epoch, Vec::new()));
+                            entry.0 = record.producer_epoch;
+                            entry.1.push((record.offset, key, record.value));
+                        } else {
                             out.push((record.offset, key, record.value));
                         }
                     }
@@ -128,7 +190,7 @@ pub fn replay(log: &Log) -> Result<Vec<Replayed>, StoreError> {
             break;
         }
     }
-    Ok(out)
+    Ok((out, pending))
 }
 
 /// Creates `__consumer_offsets` if it does not exist yet (the first time a group needs it).

@@ -1,7 +1,7 @@
 //! FindCoordinator (10): which broker coordinates a group (the leader of its
-//! `__consumer_offsets` partition). v4+ asks for many keys at once. Only group keys are served:
-//! transaction coordinators come with transactions, share groups are not supported; both get
-//! INVALID_REQUEST, Kafka's answer to a key type it does not serve.
+//! `__consumer_offsets` partition) or a transactional id (the leader of its
+//! `__transaction_state` partition). v4+ asks for many keys at once. Share groups are not
+//! supported: INVALID_REQUEST, Kafka's answer to a key type it does not serve.
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use crate::error::{self, ConnectionError};
 use crate::group::{store, GroupError, OFFSETS_TOPIC};
 
 const GROUP_KEY_TYPE: i8 = 0;
+const TRANSACTION_KEY_TYPE: i8 = 1;
 
 pub fn handle(
     broker: &Arc<Broker>,
@@ -41,6 +42,12 @@ pub fn handle(
         for key in keys {
             let found = if key_type == GROUP_KEY_TYPE {
                 locate(&broker, &key).await.map_err(|e| code(&e))
+            } else if key_type == TRANSACTION_KEY_TYPE {
+                broker
+                    .txns
+                    .locate(&broker, &key)
+                    .await
+                    .map_err(|e| e.code())
             } else {
                 Err(error::INVALID_REQUEST)
             };

@@ -28,6 +28,13 @@ mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod sync_group;
+// Transactions (issue 6).
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
+mod describe_transactions;
+mod end_txn;
+mod list_transactions;
+mod txn_offset_commit;
 
 use std::sync::Arc;
 
@@ -83,6 +90,14 @@ pub const ROUTES: &[Route] = &[
     route(ApiKey::DescribeGroups, 0, 6),
     route(ApiKey::DeleteGroups, 0, 2),
     route(ApiKey::OffsetDelete, 0, 0),
+    // Transaction version 1 (no `transaction.version` feature is advertised): EndTxn v5 and
+    // AddPartitionsToTxn v4+ belong to KIP-890's version 2 and the broker-to-broker path.
+    route(ApiKey::AddPartitionsToTxn, 0, 3),
+    route(ApiKey::AddOffsetsToTxn, 0, 4),
+    route(ApiKey::EndTxn, 0, 4),
+    route(ApiKey::TxnOffsetCommit, 0, 4),
+    route(ApiKey::DescribeTransactions, 0, 0),
+    route(ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The version range served for `api_key`, if it is implemented.
@@ -186,6 +201,16 @@ pub async fn dispatch(
         ApiKey::DescribeGroups => describe_groups::handle(broker, &ctx, ctx.decode(body)?),
         ApiKey::DeleteGroups => delete_groups::handle(broker, &ctx, ctx.decode(body)?),
         ApiKey::OffsetDelete => offset_delete::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::AddPartitionsToTxn => {
+            add_partitions_to_txn::handle(broker, &ctx, ctx.decode(body)?)
+        }
+        ApiKey::AddOffsetsToTxn => add_offsets_to_txn::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::EndTxn => end_txn::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::TxnOffsetCommit => txn_offset_commit::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::DescribeTransactions => {
+            describe_transactions::handle(broker, &ctx, ctx.decode(body)?)
+        }
+        ApiKey::ListTransactions => list_transactions::handle(broker, &ctx, ctx.decode(body)?),
         // The header check rejects keys missing from ROUTES before we get here.
         other => Err(ConnectionError::Header(
             crate::wire::HeaderError::UnknownApiKey(other as i16),
@@ -231,6 +256,14 @@ pub fn decode_only(api_key: ApiKey, api_version: i16, body: Bytes) -> Result<(),
         ApiKey::DescribeGroups => ctx.decode::<m::DescribeGroupsRequest>(body).map(drop),
         ApiKey::DeleteGroups => ctx.decode::<m::DeleteGroupsRequest>(body).map(drop),
         ApiKey::OffsetDelete => ctx.decode::<m::OffsetDeleteRequest>(body).map(drop),
+        ApiKey::AddPartitionsToTxn => ctx.decode::<m::AddPartitionsToTxnRequest>(body).map(drop),
+        ApiKey::AddOffsetsToTxn => ctx.decode::<m::AddOffsetsToTxnRequest>(body).map(drop),
+        ApiKey::EndTxn => ctx.decode::<m::EndTxnRequest>(body).map(drop),
+        ApiKey::TxnOffsetCommit => ctx.decode::<m::TxnOffsetCommitRequest>(body).map(drop),
+        ApiKey::DescribeTransactions => {
+            ctx.decode::<m::DescribeTransactionsRequest>(body).map(drop)
+        }
+        ApiKey::ListTransactions => ctx.decode::<m::ListTransactionsRequest>(body).map(drop),
         other => Err(ConnectionError::Header(
             crate::wire::HeaderError::UnknownApiKey(other as i16),
         )),

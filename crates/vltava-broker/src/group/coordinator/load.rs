@@ -39,13 +39,15 @@ impl GroupCoordinator {
         }
         let log = store::partition(broker, partition)?.log.clone();
         let started = Instant::now();
-        let replayed = crate::handlers::blocking(move || store::replay(&log))
-            .await
-            .map_err(|e| GroupError::Storage(e.to_string()))??;
+        let (replayed, pending) =
+            crate::handlers::blocking(move || store::replay_with_pending(&log))
+                .await
+                .map_err(|e| GroupError::Storage(e.to_string()))??;
         let count = replayed.len();
         let now = self.now();
         let mut inner = self.lock();
         let loaded = self.apply_replay(&mut inner, replayed, now);
+        self.load_pending_txn(&mut inner, pending);
         inner.loaded.insert(partition);
         for id in &loaded {
             Self::reschedule(&mut inner, id);
