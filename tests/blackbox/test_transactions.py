@@ -14,6 +14,7 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+import kafka_wire as wire
 from clients import create_topic
 
 API_INIT_PRODUCER_ID = 22
@@ -295,3 +296,120 @@ def test_open_transactions_keep_every_guarantee_across_a_broker_restart(fresh_br
     committer.produce(topic, value=b"commit-after", partition=1)
     committer.commit_transaction(TIMEOUT)
     assert b"commit-after" in _read_all(broker, topic, 2, "read_committed")
+
+
+# --- DescribeTransactions / ListTransactions, hand-built (confluent-kafka's Python admin has
+# neither). Both are flexible from v0: compact strings and arrays, tagged fields.
+
+API_DESCRIBE_TRANSACTIONS = 65
+API_LIST_TRANSACTIONS = 66
+
+
+def _uvarint(r):
+    shift = value = 0
+    while True:
+        b = r.take(1)[0]
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value
+        shift += 7
+
+
+def _compact_string(r):
+    n = _uvarint(r) - 1
+    return None if n < 0 else r.take(n).decode()
+
+
+def _compact_array(r, item):
+    n = _uvarint(r) - 1
+    return None if n < 0 else [item(r) for _ in range(n)]
+
+
+def _skip_tags(r):
+    for _ in range(_uvarint(r)):
+        _uvarint(r)
+        r.take(_uvarint(r))
+
+
+def _describe_transactions(broker, txn_ids):
+    body = wire.uvarint(len(txn_ids) + 1) + b"".join(wire.compact_string(t) for t in txn_ids)
+    body += b"\x00"
+    with wire.Connection(broker.port) as conn:
+        r = wire.Reader(conn.request(API_DESCRIBE_TRANSACTIONS, 0, body, flexible_header=True))
+    _skip_tags(r)  # response header v1
+    r.i32()  # throttle
+
+    def state(r):
+        out = {"error": r.i16(), "id": _compact_string(r), "state": _compact_string(r),
+               "timeout_ms": r.i32(), "start_ms": r.i64(), "producer_id": r.i64(),
+               "epoch": r.i16()}
+
+        def topic(r):
+            name = _compact_string(r)
+            parts = _compact_array(r, lambda r: r.i32())
+            _skip_tags(r)
+            return name, parts
+
+        out["topics"] = dict(_compact_array(r, topic))
+        _skip_tags(r)
+        return out
+
+    return {s["id"]: s for s in _compact_array(r, state)}
+
+
+def _list_transactions(broker, states=()):
+    body = wire.uvarint(len(states) + 1) + b"".join(wire.compact_string(s) for s in states)
+    body += wire.uvarint(1)  # no producer id filter
+    body += b"\x00"
+    with wire.Connection(broker.port) as conn:
+        r = wire.Reader(conn.request(API_LIST_TRANSACTIONS, 0, body, flexible_header=True))
+    _skip_tags(r)
+    r.i32()
+    error = r.i16()
+    unknown = _compact_array(r, _compact_string)
+
+    def state(r):
+        out = (_compact_string(r), r.i64(), _compact_string(r))
+        _skip_tags(r)
+        return out
+
+    listed = _compact_array(r, state)
+    return error, unknown, {tid: (pid, st) for tid, pid, st in listed}
+
+
+def test_describe_and_list_transactions_show_an_open_transaction_and_its_end(broker):
+    _require_transactions(broker)
+    broker.require(API_DESCRIBE_TRANSACTIONS, 0, what="DescribeTransactions")
+    broker.require(API_LIST_TRANSACTIONS, 0, what="ListTransactions")
+    topic = "txn-described"
+    create_topic(broker, topic, 2)
+    p = _producer(broker, "described-id", **{"transaction.timeout.ms": 20000})
+    p.begin_transaction()
+    p.produce(topic, value=b"a", partition=1)
+    assert p.flush(TIMEOUT) == 0
+
+    d = _describe_transactions(broker, ["described-id", "no-such-id"])
+    open_txn = d["described-id"]
+    assert open_txn["error"] == 0
+    assert open_txn["state"] == "Ongoing"
+    assert open_txn["timeout_ms"] == 20000
+    assert open_txn["start_ms"] > 0
+    assert open_txn["topics"] == {topic: [1]}
+    assert d["no-such-id"]["error"] == 105  # TRANSACTIONAL_ID_NOT_FOUND
+
+    error, unknown, listed = _list_transactions(broker, ["Ongoing", "Bogus"])
+    assert error == 0 and unknown == ["Bogus"]
+    assert listed["described-id"] == (open_txn["producer_id"], "Ongoing")
+
+    p.commit_transaction(TIMEOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done = _describe_transactions(broker, ["described-id"])["described-id"]
+        if done["state"] == "CompleteCommit":
+            break
+        time.sleep(0.2)
+    assert done["state"] == "CompleteCommit", done
+    assert done["topics"] == {}
+    assert done["producer_id"] == open_txn["producer_id"]
+    _, _, listed = _list_transactions(broker, ["Ongoing"])
+    assert "described-id" not in listed

@@ -9,6 +9,10 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 
+use std::collections::HashSet;
+
+use kafka_protocol::ResponseError;
+
 use super::group_common::{check_len, code, later, text};
 use super::{Reply, RequestContext};
 use crate::broker::Broker;
@@ -48,6 +52,9 @@ pub fn handle(
     for (group_id, _) in &groups {
         check_len(ctx, "groupId", group_id)?;
     }
+    // KIP-447 (v7+): offsets an open transaction is committing are not answered yet; the client
+    // retries on UNSTABLE_OFFSET_COMMIT until the transaction ends.
+    let require_stable = version >= 7 && request.require_stable;
     let broker = broker.clone();
     Ok(later(ctx, async move {
         let mut results = Vec::with_capacity(groups.len());
@@ -58,15 +65,32 @@ pub fn handle(
                 .await;
             results.push((group_id, r));
         }
+        let mut unstable = Unstable::new();
+        if require_stable {
+            for (group_id, r) in &results {
+                for (topic, partitions) in r.iter().flatten() {
+                    for (p, _) in partitions {
+                        if broker.groups.has_pending_txn_offset(group_id, topic, *p) {
+                            unstable.insert((group_id.clone(), topic.clone(), *p));
+                        }
+                    }
+                }
+            }
+        }
         let mut response = OffsetFetchResponse::default();
         if version >= 8 {
             response.groups = results
                 .into_iter()
-                .map(|(group_id, r)| group_response(group_id, r))
+                .map(|(group_id, r)| group_response(group_id, r, &unstable))
                 .collect();
-        } else if let Some((_, r)) = results.pop() {
+        } else if let Some((group_id, r)) = results.pop() {
             match r {
-                Ok(topics) => response.topics = topics.into_iter().map(topic_response).collect(),
+                Ok(topics) => {
+                    response.topics = topics
+                        .into_iter()
+                        .map(|t| topic_response(&group_id, t, &unstable))
+                        .collect()
+                }
                 Err(e) => response.error_code = code(&e),
             }
         }
@@ -74,18 +98,46 @@ pub fn handle(
     }))
 }
 
-fn topic_response((topic, partitions): TopicOffsets) -> OffsetFetchResponseTopic {
+/// (group, topic, partition) with a pending transactional commit.
+type Unstable = HashSet<(String, String, i32)>;
+
+/// (offset, leader epoch, metadata, error code) of one partition's answer.
+fn partition_answer(
+    group_id: &str,
+    topic: &str,
+    partition: i32,
+    o: Option<crate::group::offsets::CommittedOffset>,
+    unstable: &Unstable,
+) -> (i64, i32, String, i16) {
+    if unstable.contains(&(group_id.to_string(), topic.to_string(), partition)) {
+        return (
+            -1,
+            -1,
+            String::new(),
+            ResponseError::UnstableOffsetCommit.code(),
+        );
+    }
+    o.map_or((-1, -1, String::new(), 0), |o| {
+        (o.offset, o.leader_epoch, o.metadata, 0)
+    })
+}
+
+fn topic_response(
+    group_id: &str,
+    (topic, partitions): TopicOffsets,
+    unstable: &Unstable,
+) -> OffsetFetchResponseTopic {
     OffsetFetchResponseTopic::default()
-        .with_name(TopicName(text(topic)))
+        .with_name(TopicName(text(topic.clone())))
         .with_partitions(
             partitions
                 .into_iter()
                 .map(|(p, o)| {
-                    let (offset, epoch, metadata) = o.map_or((-1, -1, String::new()), |o| {
-                        (o.offset, o.leader_epoch, o.metadata)
-                    });
+                    let (offset, epoch, metadata, error_code) =
+                        partition_answer(group_id, &topic, p, o, unstable);
                     OffsetFetchResponsePartition::default()
                         .with_partition_index(p)
+                        .with_error_code(error_code)
                         .with_committed_offset(offset)
                         .with_committed_leader_epoch(epoch)
                         .with_metadata(Some(text(metadata)))
@@ -97,8 +149,9 @@ fn topic_response((topic, partitions): TopicOffsets) -> OffsetFetchResponseTopic
 fn group_response(
     group_id: String,
     r: Result<Vec<TopicOffsets>, GroupError>,
+    unstable: &Unstable,
 ) -> OffsetFetchResponseGroup {
-    let group = OffsetFetchResponseGroup::default().with_group_id(text(group_id).into());
+    let group = OffsetFetchResponseGroup::default().with_group_id(text(group_id.clone()).into());
     match r {
         Err(e) => group.with_error_code(code(&e)),
         Ok(topics) => group.with_topics(
@@ -106,17 +159,16 @@ fn group_response(
                 .into_iter()
                 .map(|(topic, partitions)| {
                     OffsetFetchResponseTopics::default()
-                        .with_name(TopicName(text(topic)))
+                        .with_name(TopicName(text(topic.clone())))
                         .with_partitions(
                             partitions
                                 .into_iter()
                                 .map(|(p, o)| {
-                                    let (offset, epoch, metadata) = o
-                                        .map_or((-1, -1, String::new()), |o| {
-                                            (o.offset, o.leader_epoch, o.metadata)
-                                        });
+                                    let (offset, epoch, metadata, error_code) =
+                                        partition_answer(&group_id, &topic, p, o, unstable);
                                     OffsetFetchResponsePartitions::default()
                                         .with_partition_index(p)
+                                        .with_error_code(error_code)
                                         .with_committed_offset(offset)
                                         .with_committed_leader_epoch(epoch)
                                         .with_metadata(Some(text(metadata)))
