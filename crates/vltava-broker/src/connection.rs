@@ -8,6 +8,11 @@
 //! answer later (acks=all waits for fsync, fetch long-polls). Those pending answers queue up, at
 //! most [`MAX_IN_FLIGHT`] per connection, and a writer task sends them in order. A full queue stops
 //! the reader: back-pressure on a client that pipelines faster than we answer.
+//!
+//! With `queued.max.request.bytes` set, every request also holds its size in a budget shared by
+//! all connections from the moment its frame is known until its answer is written; an empty
+//! budget stops reading on every connection (Kafka's memory pool), so request memory is bounded
+//! by configuration rather than by how many clients send at once.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -17,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter, Interest};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::broker::Broker;
 use crate::error::ConnectionError;
@@ -33,15 +38,49 @@ const WRITE_BUFFER: usize = 64 * 1024;
 /// Most bytes the read buffer grows by at once while a large frame arrives.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// Request bytes shared by all connections (`queued.max.request.bytes`).
+#[derive(Clone)]
+pub struct RequestBudget {
+    bytes: Arc<Semaphore>,
+    total: usize,
+}
+
+impl RequestBudget {
+    pub fn new(total: usize) -> RequestBudget {
+        let total = total.clamp(1, Semaphore::MAX_PERMITS);
+        RequestBudget {
+            bytes: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// Waits until `size` bytes are free. A request larger than the whole budget takes all of
+    /// it (it was already admitted by `socket.request.max.bytes`), so it waits for an idle
+    /// broker instead of forever.
+    async fn reserve(&self, size: usize) -> Option<OwnedSemaphorePermit> {
+        let wanted = u32::try_from(size.clamp(1, self.total)).unwrap_or(u32::MAX);
+        self.bytes.clone().acquire_many_owned(wanted).await.ok()
+    }
+}
+
+/// A reply on its way to the writer, with what it still holds.
+struct Queued {
+    reply: Reply,
+    api_key: kafka_protocol::messages::ApiKey,
+    started: std::time::Instant,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
 /// Serves one connection until the client closes it, an error closes it, or shutdown is signalled
 /// (then requests already read are answered and the connection closed).
 pub async fn serve(
     broker: Arc<Broker>,
     stream: TcpStream,
     mut shutdown: watch::Receiver<bool>,
+    budget: Option<RequestBudget>,
 ) -> Result<(), ConnectionError> {
     let (mut reader, writer) = stream.into_split();
-    let (replies, pending) = mpsc::channel::<Reply>(MAX_IN_FLIGHT);
+    let (replies, pending) = mpsc::channel::<Queued>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_replies(writer, pending));
     let max = broker.config.socket.request_max_bytes;
     let idle = broker.config.socket.connections_max_idle;
@@ -51,13 +90,13 @@ pub async fn serve(
         // connections.max.idle.ms: a connection that completes no request for that long is
         // closed (this also bounds how long a slow sender can hold a half-sent frame).
         let frame = tokio::select! {
-            frame = tokio::time::timeout(idle, read_frame(&mut reader, &mut buf, max)) => match frame {
+            frame = tokio::time::timeout(idle, read_frame(&mut reader, &mut buf, max, budget.as_ref())) => match frame {
                 Ok(frame) => frame,
                 Err(_) => break Err(ConnectionError::Idle(idle)),
             },
             _ = shutdown.changed() => break Ok(()),
         };
-        let mut frame = match frame {
+        let (mut frame, held) = match frame {
             Ok(Some(frame)) => frame,
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
@@ -71,8 +110,13 @@ pub async fn serve(
             Ok(reply) => reply,
             Err(e) => break Err(e),
         };
-        crate::metrics::request(api_key, started.elapsed());
-        if replies.send(reply).await.is_err() {
+        let queued = Queued {
+            reply,
+            api_key,
+            started,
+            _budget: held,
+        };
+        if replies.send(queued).await.is_err() {
             break Ok(()); // the writer failed; its error is reported below
         }
     };
@@ -85,17 +129,26 @@ pub async fn serve(
 }
 
 /// Reads one frame body (header + request), or `None` on a clean end of stream between frames.
+/// With a budget, the frame's size is reserved before its body is read.
 async fn read_frame(
     reader: &mut OwnedReadHalf,
     buf: &mut BytesMut,
     max: usize,
-) -> Result<Option<Bytes>, ConnectionError> {
+    budget: Option<&RequestBudget>,
+) -> Result<Option<(Bytes, Option<OwnedSemaphorePermit>)>, ConnectionError> {
+    let mut held = None;
     loop {
-        match check_frame(buf, max)? {
+        let status = check_frame(buf, max)?;
+        if let (Some(budget), None, FrameStatus::Complete(size) | FrameStatus::NeedBody(size)) =
+            (budget, &held, &status)
+        {
+            held = budget.reserve(*size).await;
+        }
+        match status {
             FrameStatus::Complete(size) => {
                 let mut frame = buf.split_to(4 + size);
                 let _ = frame.split_to(4);
-                return Ok(Some(frame.freeze()));
+                return Ok(Some((frame.freeze(), held)));
             }
             // The size was checked against socket.request.max.bytes, but we still grow the
             // buffer only as bytes arrive: a client that declares 100 MiB and sends a trickle
@@ -115,16 +168,24 @@ async fn read_frame(
 
 async fn write_replies(
     writer: OwnedWriteHalf,
-    mut pending: mpsc::Receiver<Reply>,
+    mut pending: mpsc::Receiver<Queued>,
 ) -> Result<(), ConnectionError> {
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER, writer);
-    while let Some(reply) = pending.recv().await {
-        let outgoing = match reply {
-            Reply::Now(outgoing) => outgoing,
-            Reply::Later(handle) => handle
-                .await
-                .map_err(|e| ConnectionError::Io(io::Error::other(e)))??,
-            Reply::Nothing => continue,
+    while let Some(queued) = pending.recv().await {
+        let outgoing = match queued.reply {
+            Reply::Now(outgoing) => Some(outgoing),
+            Reply::Later(handle) => Some(
+                handle
+                    .await
+                    .map_err(|e| ConnectionError::Io(io::Error::other(e)))??,
+            ),
+            Reply::Nothing => None,
+        };
+        // Latency as the client sees it: including an acks=all fsync or a long poll, and the
+        // wait behind earlier answers on this connection.
+        crate::metrics::request(queued.api_key, queued.started.elapsed());
+        let Some(outgoing) = outgoing else {
+            continue;
         };
         write_outgoing(&mut writer, &outgoing).await?;
         // Coalesce pipelined responses into one write; flush when nothing else is ready.

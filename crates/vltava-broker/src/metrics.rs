@@ -13,8 +13,8 @@ use metrics::{Counter, Histogram};
 
 /// Requests handled, by API (`api="Produce"`).
 pub const REQUESTS: &str = "vltava_requests_total";
-/// Time from a decoded request to its handler's reply, by API. A reply that completes later
-/// (acks=all waiting for fsync, a long-polling fetch) is counted up to the hand-off.
+/// Time from a decoded request until its answer is ready to write, by API: it includes an
+/// acks=all fsync, a long-polling fetch, and the wait behind earlier answers on the connection.
 pub const REQUEST_SECONDS: &str = "vltava_request_duration_seconds";
 /// Record batch bytes appended by producers, by topic.
 pub const BYTES_IN: &str = "vltava_topic_bytes_in_total";

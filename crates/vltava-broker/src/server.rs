@@ -29,6 +29,11 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
             .max_connections
             .min(Semaphore::MAX_PERMITS),
     ));
+    let budget = broker
+        .config
+        .socket
+        .queued_max_request_bytes
+        .map(connection::RequestBudget::new);
     if let Ok(addr) = listener.local_addr() {
         info!("listening on {addr} (advertised as {})", broker.advertised);
     }
@@ -51,9 +56,10 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
             let broker = broker.clone();
             let stop = stop_rx.clone();
             let done = done_tx.clone();
+            let budget = budget.clone();
             tokio::spawn(async move {
                 crate::metrics::connection(1.0);
-                let served = connection::serve(broker, stream, stop).await;
+                let served = connection::serve(broker, stream, stop, budget).await;
                 crate::metrics::connection(-1.0);
                 match served {
                     Ok(()) => {}

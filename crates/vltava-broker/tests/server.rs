@@ -397,3 +397,34 @@ async fn idle_and_half_sent_requests_are_closed_after_connections_max_idle_ms() 
     let response = active.call(3, &ApiVersionsRequest::default()).await;
     assert_eq!(response.error_code, 0);
 }
+
+/// Sends a long-polling fetch (1.5 s) on one connection, then 200 ms later an ApiVersions on
+/// another; returns how long the ApiVersions took and whether the fetch was still waiting then.
+async fn api_versions_behind_a_waiting_fetch(overrides: &[&str]) -> (Duration, bool) {
+    let broker = TestBroker::start_with(overrides).await;
+    let mut setup = broker.client().await;
+    create_topic(&mut setup, "held", 1).await;
+    let mut polling = broker.client().await;
+    let mut other = broker.client().await;
+    let fetch = tokio::spawn(async move {
+        polling.call(12, &fetch_request("held", 0, 1500)).await;
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = Instant::now();
+    other.call(3, &ApiVersionsRequest::default()).await;
+    let waited = sent.elapsed();
+    let fetch_waiting = !fetch.is_finished();
+    fetch.await.unwrap();
+    (waited, fetch_waiting)
+}
+
+#[tokio::test]
+async fn queued_max_request_bytes_stops_reading_until_budget_frees() {
+    // Without a budget the second connection is answered while the fetch still waits.
+    let (_, fetch_waiting) = api_versions_behind_a_waiting_fetch(&[]).await;
+    assert!(fetch_waiting);
+    // With a budget smaller than the fetch request, the waiting fetch holds all of it: the
+    // second connection's request is not even read until the fetch's 1.5 s are over.
+    let (waited, _) = api_versions_behind_a_waiting_fetch(&["queued.max.request.bytes=64"]).await;
+    assert!(waited >= Duration::from_millis(1000), "{waited:?}");
+}

@@ -1,10 +1,14 @@
 //! The Prometheus endpoint (`metrics.listener`, default 127.0.0.1:9644): `GET /metrics` in the
 //! text exposition format, `GET /healthz`. The broker records through the `metrics` facade
-//! (`vltava_broker::metrics`); this module installs the recorder, sets the gauges that describe
-//! state (partitions, log size, replication health) at scrape time, and serves HTTP with a few
+//! (`vltava_broker::metrics`); this module installs the recorder, and serves HTTP with a few
 //! lines of tokio: two fixed GETs need no web framework.
+//!
+//! Gauges that describe state (partitions, log size per topic, consumer group lag, replication
+//! health) are not kept in the recorder: they are read from the broker at each scrape and
+//! written after the recorder's text, so a deleted topic or group simply stops appearing.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +48,7 @@ fn describe() {
     metrics::describe_histogram!(
         m::REQUEST_SECONDS,
         metrics::Unit::Seconds,
-        "Time from a decoded request to its handler's reply, by API"
+        "Time from a decoded request until its answer is ready, by API (fsync and long polls included)"
     );
     metrics::describe_counter!(
         m::BYTES_IN,
@@ -63,17 +67,6 @@ fn describe() {
         metrics::Unit::Seconds,
         "Duration of one log fsync round (group commit)"
     );
-    metrics::describe_gauge!("vltava_partitions", "Partitions this broker leads");
-    metrics::describe_gauge!(
-        "vltava_log_size_bytes",
-        metrics::Unit::Bytes,
-        "Log size on disk, by topic"
-    );
-    metrics::describe_gauge!(
-        "vltava_under_replicated_partitions",
-        "Partitions with fewer in-sync replicas than replicas"
-    );
-    metrics::describe_gauge!("vltava_offline_partitions", "Partitions without a leader");
 }
 
 /// Binds `addr` and serves scrapes until the runtime stops. A port already in use is a warning,
@@ -124,7 +117,7 @@ pub async fn serve(addr: SocketAddr, handle: PrometheusHandle, broker: Arc<Broke
 async fn answer(
     mut stream: TcpStream,
     handle: &PrometheusHandle,
-    broker: &Broker,
+    broker: &Arc<Broker>,
 ) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
@@ -151,9 +144,9 @@ async fn answer(
     let path = path.split('?').next().unwrap_or(path);
     match (method, path) {
         ("GET", "/metrics") => {
-            update_state_gauges(broker);
             handle.run_upkeep();
-            let body = handle.render();
+            let mut body = handle.render();
+            render_state(broker, &mut body).await;
             respond(
                 &mut stream,
                 "200 OK",
@@ -183,17 +176,53 @@ async fn respond(
     stream.shutdown().await
 }
 
-/// Gauges read from the broker's state at scrape time (nothing to keep in step).
-fn update_state_gauges(broker: &Broker) {
+/// Appends the gauges read from the broker's state at this moment.
+async fn render_state(broker: &Arc<Broker>, out: &mut String) {
     let partitions = broker.replicas.partitions();
-    metrics::gauge!("vltava_partitions").set(partitions.len() as f64);
-    let mut size: BTreeMap<&str, u64> = BTreeMap::new();
+    gauge(
+        out,
+        "vltava_partitions",
+        "Partitions this broker leads",
+        [(String::new(), partitions.len() as u64)],
+    );
+
+    let mut size: BTreeMap<String, u64> = BTreeMap::new();
+    let mut high_watermarks: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for p in &partitions {
-        *size.entry(p.topic.as_str()).or_default() += p.log.size_bytes();
+        *size
+            .entry(format!("topic=\"{}\"", escape(&p.topic)))
+            .or_default() += p.log.size_bytes();
+        high_watermarks.insert((p.topic.as_str(), p.index), p.high_watermark());
     }
-    for (topic, bytes) in size {
-        metrics::gauge!("vltava_log_size_bytes", "topic" => topic.to_string()).set(bytes as f64);
+    gauge(
+        out,
+        "vltava_log_size_bytes",
+        "Log size on disk in bytes, by topic",
+        size,
+    );
+
+    // Groups load lazily from __consumer_offsets; listing them loads them all.
+    if let Err(e) = broker.groups.list_groups(broker, &[], &[]).await {
+        debug!("metrics: groups not loaded: {e}");
     }
+    let lag = broker.groups.committed_offsets().into_iter().filter_map(
+        |(group, topic, partition, offset)| {
+            let end = *high_watermarks.get(&(topic.as_str(), partition))?;
+            let labels = format!(
+                "group=\"{}\",topic=\"{}\",partition=\"{partition}\"",
+                escape(&group),
+                escape(&topic)
+            );
+            Some((labels, end.saturating_sub(offset).max(0) as u64))
+        },
+    );
+    gauge(
+        out,
+        "vltava_consumer_group_lag",
+        "Records between a group's committed offset and the high watermark, by partition",
+        lag,
+    );
+
     let image = broker.image();
     let (mut under_replicated, mut offline) = (0u64, 0u64);
     for topic in image.topics() {
@@ -205,6 +234,42 @@ fn update_state_gauges(broker: &Broker) {
             }
         }
     }
-    metrics::gauge!("vltava_under_replicated_partitions").set(under_replicated as f64);
-    metrics::gauge!("vltava_offline_partitions").set(offline as f64);
+    gauge(
+        out,
+        "vltava_under_replicated_partitions",
+        "Partitions with fewer in-sync replicas than replicas",
+        [(String::new(), under_replicated)],
+    );
+    gauge(
+        out,
+        "vltava_offline_partitions",
+        "Partitions without a leader",
+        [(String::new(), offline)],
+    );
+}
+
+/// One gauge family in the text exposition format; `labels` is the inside of `{...}`.
+fn gauge(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (String, u64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+    out.push('\n');
+}
+
+/// A label value as the text format wants it: backslash, quote and newline escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -172,6 +172,25 @@ fn unreachable_broker_is_one_line_naming_the_address() {
 }
 
 #[test]
+fn produce_to_a_missing_topic_is_one_line_unless_the_broker_creates_it() {
+    let strict = Server::start(None, &["--override", "auto.create.topics.enable=false"]);
+    let out = strict.cli_with_stdin(&["produce", "nowhere"], Some(b"lost\n"));
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: cannot produce to \"nowhere\": unknown topic \"nowhere\""
+    );
+
+    let creating = Server::start(None, &[]);
+    let out = ok(creating.cli_with_stdin(&["produce", "fresh"], Some(b"kept\n")));
+    assert!(
+        stderr(&out).contains("produced 1 of 1 records"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn bad_arguments_exit_non_zero_with_one_line() {
     for args in [
         &["topic", "create"][..],

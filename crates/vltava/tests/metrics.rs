@@ -105,3 +105,53 @@ fn metrics_endpoint_parses_and_counters_move_with_traffic() {
     let (status, _) = server.http_get("/nothing");
     assert!(status.contains("404"), "{status}");
 }
+
+/// Sum of `vltava_consumer_group_lag` for one group and topic.
+fn group_lag(samples: &BTreeMap<String, f64>, group: &str, topic: &str) -> Option<f64> {
+    let prefix = format!(r#"vltava_consumer_group_lag{{group="{group}",topic="{topic}","#);
+    let lags: Vec<f64> = samples
+        .iter()
+        .filter(|(k, _)| k.starts_with(&prefix))
+        .map(|(_, v)| *v)
+        .collect();
+    (!lags.is_empty()).then(|| lags.iter().sum())
+}
+
+#[test]
+fn group_lag_follows_commits_and_a_deleted_topic_leaves_the_gauges() {
+    let server = Server::start(None, &[]);
+    ok(server.cli(&["topic", "create", "lagging", "--partitions", "2"]));
+    ok(server.cli_with_stdin(&["produce", "lagging"], Some(b"a\nb\nc\n")));
+    ok(server.cli(&[
+        "consume",
+        "lagging",
+        "--group",
+        "readers",
+        "--from-beginning",
+        "--count",
+        "3",
+    ]));
+    let (_, caught_up) = server.http_get("/metrics");
+    assert_eq!(
+        group_lag(&parse(&caught_up), "readers", "lagging"),
+        Some(0.0),
+        "{caught_up}"
+    );
+
+    ok(server.cli_with_stdin(&["produce", "lagging"], Some(b"d\ne\n")));
+    let (_, behind) = server.http_get("/metrics");
+    assert_eq!(
+        group_lag(&parse(&behind), "readers", "lagging"),
+        Some(2.0),
+        "{behind}"
+    );
+
+    ok(server.cli(&["topic", "delete", "lagging"]));
+    let (_, deleted) = server.http_get("/metrics");
+    let deleted = parse(&deleted);
+    assert!(
+        !deleted.contains_key(r#"vltava_log_size_bytes{topic="lagging"}"#),
+        "{deleted:#?}"
+    );
+    assert_eq!(group_lag(&deleted, "readers", "lagging"), None);
+}

@@ -116,6 +116,9 @@ pub struct SocketConfig {
     pub max_connections: usize,
     /// `connections.max.idle.ms` (10 minutes): close connections that complete no request.
     pub connections_max_idle: std::time::Duration,
+    /// `queued.max.request.bytes` (Kafka's -1: no budget): request bytes all connections may
+    /// hold between reading a frame and writing its answer; a full budget stops reading.
+    pub queued_max_request_bytes: Option<usize>,
 }
 
 /// The validated configuration of one `vltava server`.
@@ -284,6 +287,11 @@ impl BrokerConfig {
                 600_000,
                 1,
             )?),
+            queued_max_request_bytes: match r.parse::<i64>("queued.max.request.bytes")? {
+                None | Some(-1) => None,
+                Some(n) if n > 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                Some(_) => return Err(r.invalid("queued.max.request.bytes", "must be -1 or > 0")),
+            },
         };
 
         let metrics_listener = match r.get("metrics.listener") {
@@ -364,6 +372,12 @@ impl BrokerConfig {
             (
                 "socket.request.max.bytes",
                 self.socket.request_max_bytes.to_string(),
+            ),
+            (
+                "queued.max.request.bytes",
+                self.socket
+                    .queued_max_request_bytes
+                    .map_or("-1".to_string(), |n| n.to_string()),
             ),
         ]
     }

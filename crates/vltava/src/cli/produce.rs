@@ -118,6 +118,7 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
         )
         .create_with_context(Deliveries::default())
         .context("creating the producer")?;
+    check_topic(&producer, &args.topic, args.client.timeout())?;
 
     let bar = progress_bar(args.file.as_deref());
     let started = Instant::now();
@@ -195,6 +196,31 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
         bail!("{} records unacknowledged: {e}", sent - acked);
     }
     Ok(())
+}
+
+/// Asks for the topic's metadata the way the producer itself would (so a broker with
+/// `auto.create.topics.enable` creates it): a missing topic is one line at once, not a delivery
+/// timeout after every record has waited for it.
+fn check_topic(
+    producer: &BaseProducer<Deliveries>,
+    topic: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let metadata = producer
+        .client()
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| anyhow::anyhow!("cannot produce to {topic:?}: {}", describe(topic, &e)))?;
+    match metadata.topics().iter().find(|t| t.name() == topic) {
+        Some(t) => match t.error().map(RDKafkaErrorCode::from) {
+            // Just auto-created: the producer waits for its leader itself.
+            None | Some(RDKafkaErrorCode::LeaderNotAvailable) => Ok(()),
+            Some(code) => {
+                let e = KafkaError::MetadataFetch(code);
+                bail!("cannot produce to {topic:?}: {}", describe(topic, &e))
+            }
+        },
+        None => bail!("unknown topic {topic:?}"),
+    }
 }
 
 fn describe(topic: &str, e: &KafkaError) -> String {

@@ -167,6 +167,30 @@ impl GroupCoordinator {
         written.map(drop)
     }
 
+    /// Every committed offset of the groups in memory, as `(group, topic, partition, offset)`
+    /// sorted by group: what the lag gauges are computed from. Partitions of
+    /// `__consumer_offsets` not replayed yet are not loaded here (a scrape must not start a
+    /// replay); they appear once any group request has touched them.
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        let inner = self.lock();
+        let mut rows: Vec<(String, String, i32, i64)> = inner
+            .groups
+            .iter()
+            .flat_map(|(group, e)| {
+                e.offsets.iter().map(move |(topic, partition, committed)| {
+                    (
+                        group.clone(),
+                        topic.to_string(),
+                        partition,
+                        committed.offset,
+                    )
+                })
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
     /// Groups in memory and their approximate bytes (for the memory measurement).
     pub fn footprint(&self) -> (usize, usize) {
         let inner = self.lock();
