@@ -125,6 +125,19 @@ impl GroupCoordinator {
         Ok(results)
     }
 
+    /// Replays `__consumer_offsets-{offsets_partition}` if it is not loaded yet. The transaction
+    /// coordinator calls this before writing markers there, so a replay cannot read the log
+    /// before a marker and then miss [`GroupCoordinator::complete_txn_offsets`] for it.
+    pub async fn load_for_txn_markers(
+        &self,
+        broker: &Arc<Broker>,
+        offsets_partition: i32,
+    ) -> Result<(), GroupError> {
+        self.ensure_loaded(broker, offsets_partition, false)
+            .await
+            .map(drop)
+    }
+
     /// A COMMIT (or ABORT) marker of `producer_id` is on `__consumer_offsets-{offsets_partition}`:
     /// its pending offsets for the groups of that partition become committed (or are dropped).
     pub fn complete_txn_offsets(&self, producer_id: i64, commit: bool, offsets_partition: i32) {

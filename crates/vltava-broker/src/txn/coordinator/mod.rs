@@ -404,6 +404,13 @@ impl TransactionCoordinator {
         let Some((marker, mut remaining)) = self.marker_for(broker, transactional_id) else {
             return;
         };
+        for (topic, partition) in &remaining {
+            if topic == OFFSETS_TOPIC {
+                if let Err(e) = broker.groups.load_for_txn_markers(broker, *partition).await {
+                    warn!("transaction {transactional_id:?}: loading {topic}-{partition}: {e}");
+                }
+            }
+        }
         loop {
             let mut attempt = marker.clone();
             attempt.partitions = remaining.clone();
