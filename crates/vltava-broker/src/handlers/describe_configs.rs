@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -22,6 +22,10 @@ const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
 
+/// Broker keys Kafka declares without a default (it derives them from `*.hours` or leaves them
+/// unset): Kafka lists no DEFAULT_CONFIG synonym under them, so neither does Vltava.
+const NO_KAFKA_DEFAULT: &[&str] = &["log.retention.ms", "log.roll.ms", "log.flush.interval.ms"];
+
 pub fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
@@ -29,6 +33,8 @@ pub fn handle(
 ) -> Result<Reply, ConnectionError> {
     let image = broker.image();
     let mut response = DescribeConfigsResponse::default();
+    // v1+: synonyms on request, as kafka-configs asks (`synonyms={...}` in its output).
+    let synonyms = ctx.api_version >= 1 && request.include_synonyms;
     for resource in &request.resources {
         let wanted = |name: &str| {
             resource
@@ -49,13 +55,26 @@ pub fn handle(
                 }
                 Some(topic) => {
                     for key in TOPIC_CONFIGS.iter().filter(|k| wanted(k.name)) {
-                        let (value, source) = match topic.configs.get(key.name) {
+                        let default = (key.default)(&broker.config);
+                        let own = topic.configs.get(key.name);
+                        let (value, source) = match own {
                             Some(v) => (v.clone(), DYNAMIC_TOPIC_CONFIG),
-                            None => ((key.default)(&broker.config), DEFAULT_CONFIG),
+                            None => (default.clone(), DEFAULT_CONFIG),
                         };
-                        result
-                            .configs
-                            .push(entry(ctx, key.name, value, source, false));
+                        let mut e = entry(ctx, key.name, value, source, false);
+                        if synonyms {
+                            // Kafka's order: the topic's own value, then the broker key
+                            // that sets the default.
+                            if let Some(v) = own {
+                                e.synonyms.push(synonym(key.name, v.clone(), source));
+                            }
+                            if let Some(bkey) =
+                                key.broker_key.filter(|b| !NO_KAFKA_DEFAULT.contains(b))
+                            {
+                                e.synonyms.push(synonym(bkey, default, DEFAULT_CONFIG));
+                            }
+                        }
+                        result.configs.push(e);
                     }
                 }
             },
@@ -70,9 +89,11 @@ pub fn handle(
                 } else {
                     for (key, value) in broker.config.describe() {
                         if wanted(key) {
-                            result
-                                .configs
-                                .push(entry(ctx, key, value, STATIC_BROKER_CONFIG, true));
+                            let mut e = entry(ctx, key, value.clone(), STATIC_BROKER_CONFIG, true);
+                            if synonyms {
+                                e.synonyms.push(synonym(key, value, STATIC_BROKER_CONFIG));
+                            }
+                            result.configs.push(e);
                         }
                     }
                 }
@@ -107,6 +128,13 @@ fn entry(
         e.config_type = config_type(name);
     }
     e
+}
+
+fn synonym(name: &'static str, value: String, source: i8) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(StrBytes::from_static_str(name))
+        .with_value(Some(StrBytes::from_string(value)))
+        .with_source(source)
 }
 
 /// `ConfigType` (KIP-569): BOOLEAN 1, STRING 2, INT 3, LONG 5, LIST 7.
