@@ -9,10 +9,12 @@
 //! most [`MAX_IN_FLIGHT`] per connection, and a writer task sends them in order. A full queue stops
 //! the reader: back-pressure on a client that pipelines faster than we answer.
 //!
-//! With `queued.max.request.bytes` set, every request also holds its size in a budget shared by
-//! all connections from the moment its frame is known until its answer is written; an empty
-//! budget stops reading on every connection (Kafka's memory pool), so request memory is bounded
-//! by configuration rather than by how many clients send at once.
+//! With `queued.max.request.bytes` set, every request holds its size in a budget shared by all
+//! connections from the moment its frame size is known until its handler is done with its bytes
+//! (as Kafka's memory pool does); an empty budget stops reading on every connection, so request
+//! memory is bounded by configuration rather than by how many clients send at once. The budget
+//! is not held while an answer waits to be written: a client that stops reading its answers
+//! blocks only itself.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -63,12 +65,11 @@ impl RequestBudget {
     }
 }
 
-/// A reply on its way to the writer, with what it still holds.
+/// A reply on its way to the writer.
 struct Queued {
     reply: Reply,
     api_key: kafka_protocol::messages::ApiKey,
     started: std::time::Instant,
-    _budget: Option<OwnedSemaphorePermit>,
 }
 
 /// Serves one connection until the client closes it, an error closes it, or shutdown is signalled
@@ -110,11 +111,12 @@ pub async fn serve(
             Ok(reply) => reply,
             Err(e) => break Err(e),
         };
+        // The handler has copied what it keeps (appended batches, a fetch plan).
+        drop(held);
         let queued = Queued {
             reply,
             api_key,
             started,
-            _budget: held,
         };
         if replies.send(queued).await.is_err() {
             break Ok(()); // the writer failed; its error is reported below

@@ -117,7 +117,7 @@ pub struct SocketConfig {
     /// `connections.max.idle.ms` (10 minutes): close connections that complete no request.
     pub connections_max_idle: std::time::Duration,
     /// `queued.max.request.bytes` (Kafka's -1: no budget): request bytes all connections may
-    /// hold between reading a frame and writing its answer; a full budget stops reading.
+    /// hold from reading a frame's size until its handler is done; a full budget stops reading.
     pub queued_max_request_bytes: Option<usize>,
 }
 
