@@ -30,6 +30,8 @@ pub struct Broker {
     pub groups: Arc<GroupCoordinator>,
     /// Transactional ids and their transactions (`__transaction_state`).
     pub txns: Arc<crate::txn::TransactionCoordinator>,
+    /// Blocks of producer ids claimed from the controller (InitProducerId).
+    pub producer_ids: crate::txn::producer_ids::ProducerIdManager,
     /// Set when shutdown begins: waiting fetches answer at once instead of at `max_wait_ms`.
     stopping: tokio::sync::watch::Sender<bool>,
     /// Background tasks (image follower, log maintenance), awaited at shutdown.
@@ -111,6 +113,7 @@ impl Broker {
             replicas,
             groups,
             txns,
+            producer_ids: crate::txn::producer_ids::ProducerIdManager::new(),
             stopping: tokio::sync::watch::Sender::new(false),
             tasks: std::sync::Mutex::new(Vec::new()),
         });

@@ -72,6 +72,13 @@ pub const REQUEST_TIMED_OUT: i16 = ResponseError::RequestTimedOut.code();
 pub const INVALID_REPLICATION_FACTOR: i16 = ResponseError::InvalidReplicationFactor.code();
 pub const TOPIC_ALREADY_EXISTS: i16 = ResponseError::TopicAlreadyExists.code();
 pub const INVALID_TIMESTAMP: i16 = ResponseError::InvalidTimestamp.code();
+// Idempotent producers and transaction markers (issue 6).
+pub const COORDINATOR_NOT_AVAILABLE: i16 = ResponseError::CoordinatorNotAvailable.code();
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = ResponseError::OutOfOrderSequenceNumber.code();
+pub const INVALID_PRODUCER_EPOCH: i16 = ResponseError::InvalidProducerEpoch.code();
+pub const INVALID_TXN_STATE: i16 = ResponseError::InvalidTxnState.code();
+pub const PRODUCER_FENCED: i16 = ResponseError::ProducerFenced.code();
+pub const TRANSACTION_COORDINATOR_FENCED: i16 = ResponseError::TransactionCoordinatorFenced.code();
 
 /// Maps a log error to its Kafka code (see kafka-bad-input.md §4.2).
 pub fn log_error_code(e: &vltava_log::LogError) -> i16 {

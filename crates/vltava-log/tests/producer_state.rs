@@ -173,7 +173,10 @@ fn an_unclean_stop_rebuilds_producer_state_and_txnindex_from_the_log() {
     assert_eq!(dup.base_offset, 198);
     let aborted = log.aborted_transactions(0, i64::MAX);
     assert_eq!(aborted.len(), 1);
-    assert_eq!((aborted[0].first_offset, aborted[0].last_offset), (200, 201));
+    assert_eq!(
+        (aborted[0].first_offset, aborted[0].last_offset),
+        (200, 201)
+    );
     assert_eq!(log.first_unstable_offset(), Some(202));
 }
 

@@ -122,6 +122,12 @@ fn apply_record(image: &mut MetadataImage, record: &MetadataRecord) -> Result<()
                 });
             }
         }
+        MetadataRecord::ProducerIds {
+            next_producer_id, ..
+        } => {
+            // Blocks only move forward, so a replayed or duplicated record never reissues ids.
+            image.next_producer_id = image.next_producer_id.max(*next_producer_id);
+        }
         MetadataRecord::RemoveTopic { topic_id } => {
             let topic = image
                 .topics

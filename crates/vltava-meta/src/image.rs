@@ -63,6 +63,9 @@ pub struct MetadataImage {
     pub(crate) topics: BTreeMap<Uuid, Arc<TopicImage>>,
     pub(crate) topic_ids_by_name: BTreeMap<String, Uuid>,
     pub(crate) broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// The first producer id not yet handed out (KRaft's `ProducerIdsImage`).
+    #[serde(default)]
+    pub(crate) next_producer_id: i64,
     /// Index of the last Raft log entry applied to this image (0 before any).
     pub(crate) applied_index: u64,
 }
@@ -108,6 +111,11 @@ impl MetadataImage {
 
     pub fn topic_count(&self) -> usize {
         self.topics.len()
+    }
+
+    /// The first producer id no broker has been given yet.
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
     }
 
     /// Dynamic configs set for a broker (empty if none).

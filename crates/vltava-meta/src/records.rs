@@ -40,6 +40,12 @@ pub enum MetadataRecord {
     },
     /// A topic and all its partitions and configs were deleted.
     RemoveTopic { topic_id: Uuid },
+    /// A block of producer ids was handed to a broker (KRaft's `ProducerIdsRecord`): ids from
+    /// `next_producer_id` on are free.
+    ProducerIds {
+        broker_id: i32,
+        next_producer_id: i64,
+    },
     /// A dynamic config was set (`Some`) or deleted (`None`).
     Config {
         resource: ConfigResource,

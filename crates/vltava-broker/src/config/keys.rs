@@ -28,6 +28,7 @@ pub const SUPPORTED: &[&str] = &[
     "log.flush.interval.messages",
     "log.flush.interval.ms",
     "log.retention.check.interval.ms",
+    "producer.id.expiration.ms",
     "log.message.timestamp.type",
     "message.max.bytes",
     "socket.request.max.bytes",

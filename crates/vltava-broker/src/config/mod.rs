@@ -105,6 +105,8 @@ pub struct LogDefaults {
     pub max_message_bytes: u32,
     /// `log.message.timestamp.type`: `CreateTime` or `LogAppendTime`.
     pub log_append_time: bool,
+    /// `producer.id.expiration.ms` (1 day): forget an idle idempotent producer's state.
+    pub producer_id_expiration_ms: i64,
 }
 
 /// Socket server limits.
@@ -277,6 +279,11 @@ impl BrokerConfig {
             )?,
             max_message_bytes: r.parse_at_least("message.max.bytes", 1_048_588, 0)?,
             log_append_time,
+            producer_id_expiration_ms: r.parse_at_least(
+                "producer.id.expiration.ms",
+                86_400_000,
+                1,
+            )?,
         };
 
         let socket = SocketConfig {

@@ -1,6 +1,8 @@
 // HOT PATH: consumers' reads. No per-record work: the log hands back file ranges of whole
 // batches, which go out with sendfile (wire/fetch_zero_copy.rs).
-//! Fetch (1): read from the partitions up to the high watermark, long-polling while there is
+//! Fetch (1): read from the partitions up to the high watermark (read_uncommitted) or the last
+//! stable offset (read_committed, with the aborted transactions that overlap what is returned,
+//! from the `.txnindex`), long-polling while there is
 //! less than `min_bytes` and `max_wait_ms` has not passed. Waiting fetches are woken by appends
 //! (one `Notify` per partition, see `replica::Partition`), never by polling.
 //!
@@ -14,8 +16,10 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use tokio::time::Instant;
 use uuid::Uuid;
 use vltava_log::{FileRange, LogError};
@@ -73,6 +77,7 @@ pub async fn handle(
         topics,
         wanted: Arc::new(wanted),
         max_bytes: u32::try_from(request.max_bytes).unwrap_or(0),
+        read_committed: request.isolation_level == 1,
         min_bytes: i64::from(request.min_bytes),
         max_wait: Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)),
     };
@@ -97,6 +102,8 @@ struct Plan {
     topics: Vec<(TopicName, Uuid)>,
     wanted: Arc<Vec<Wanted>>,
     max_bytes: u32,
+    /// isolation_level 1: read below the last stable offset only.
+    read_committed: bool,
     min_bytes: i64,
     max_wait: Duration,
 }
@@ -121,7 +128,8 @@ async fn run(
         }
         let wanted = plan.wanted.clone();
         let max_bytes = plan.max_bytes;
-        let reads = blocking(move || read_all(&wanted, max_bytes)).await?;
+        let read_committed = plan.read_committed;
+        let reads = blocking(move || read_all(&wanted, max_bytes, read_committed)).await?;
         let bytes: i64 = reads.iter().map(|r| i64::from(r.bytes())).sum();
         let has_error = reads.iter().any(|r| r.error_code != error::NONE);
         let now = Instant::now();
@@ -148,8 +156,11 @@ async fn run(
 struct Read {
     error_code: i16,
     high_watermark: i64,
+    last_stable_offset: i64,
     log_start_offset: i64,
     range: Option<FileRange>,
+    /// `Some` for read_committed (Kafka sends an empty list then, null otherwise).
+    aborted: Option<Vec<AbortedTransaction>>,
 }
 
 impl Read {
@@ -159,7 +170,7 @@ impl Read {
 }
 
 /// Reads every partition in request order (blocking: index lookups may touch disk).
-fn read_all(wanted: &[Wanted], max_bytes: u32) -> Vec<Read> {
+fn read_all(wanted: &[Wanted], max_bytes: u32, read_committed: bool) -> Vec<Read> {
     let mut remaining = max_bytes;
     let mut first = true;
     wanted
@@ -171,20 +182,46 @@ fn read_all(wanted: &[Wanted], max_bytes: u32) -> Vec<Read> {
                     return Read {
                         error_code: *code,
                         high_watermark: -1,
+                        last_stable_offset: -1,
                         log_start_offset: -1,
                         range: None,
-                    }
+                        aborted: None,
+                    };
                 }
             };
             let limit = w.partition_max_bytes.min(remaining);
             let high_watermark = partition.high_watermark();
-            match partition.read(w.fetch_offset, limit, first) {
+            let last_stable_offset = partition.last_stable_offset();
+            let bound = if read_committed {
+                last_stable_offset
+            } else {
+                high_watermark
+            };
+            match partition.read_up_to(w.fetch_offset, limit, bound, first) {
                 Ok(info) => {
+                    let range = info.range.filter(|r| r.length > 0);
+                    let aborted = read_committed.then(|| {
+                        if range.is_none() {
+                            return Vec::new();
+                        }
+                        partition
+                            .log
+                            .aborted_transactions(w.fetch_offset, bound)
+                            .into_iter()
+                            .map(|a| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(a.producer_id))
+                                    .with_first_offset(a.first_offset)
+                            })
+                            .collect()
+                    });
                     let read = Read {
                         error_code: error::NONE,
                         high_watermark,
+                        last_stable_offset,
                         log_start_offset: info.log_start_offset,
-                        range: info.range.filter(|r| r.length > 0),
+                        range,
+                        aborted,
                     };
                     if read.bytes() > 0 {
                         first = false;
@@ -195,6 +232,8 @@ fn read_all(wanted: &[Wanted], max_bytes: u32) -> Vec<Read> {
                 Err(e) => Read {
                     error_code: error::log_error_code(&e),
                     high_watermark,
+                    last_stable_offset,
+                    aborted: None,
                     log_start_offset: match e {
                         LogError::OffsetOutOfRange {
                             log_start_offset, ..
@@ -223,8 +262,9 @@ fn assemble(plan: &Plan, reads: Vec<Read>) -> FetchResult {
             .with_partition_index(w.index)
             .with_error_code(read.error_code)
             .with_high_watermark(read.high_watermark)
-            .with_last_stable_offset(read.high_watermark)
+            .with_last_stable_offset(read.last_stable_offset)
             .with_log_start_offset(read.log_start_offset)
+            .with_aborted_transactions(read.aborted)
             .with_records(None);
         if let Some(topic) = topics.get_mut(w.topic) {
             topic.partitions.push(FetchPartitionResult {

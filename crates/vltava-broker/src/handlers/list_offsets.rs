@@ -57,6 +57,8 @@ pub async fn handle(
         }
         response.topics.push(t);
     }
+    // read_committed consumers see the end of the log at the last stable offset.
+    let read_committed = request.isolation_level == 1;
     let results = blocking(move || {
         jobs.into_iter()
             .map(|(ti, pi, partition, timestamp, current_epoch)| {
@@ -64,7 +66,12 @@ pub async fn handle(
                     if ctx_epoch_fenced(&p, current_epoch) {
                         return Err(error::FENCED_LEADER_EPOCH);
                     }
-                    lookup(&p, timestamp)
+                    lookup(&p, timestamp).map(|mut found| {
+                        if read_committed && timestamp == LATEST {
+                            found.offset = p.last_stable_offset();
+                        }
+                        found
+                    })
                 });
                 (ti, pi, found)
             })

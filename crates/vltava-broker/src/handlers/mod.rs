@@ -36,6 +36,11 @@ mod end_txn;
 mod list_transactions;
 mod txn_offset_commit;
 
+// Idempotent producers and transaction markers (issue 6).
+mod describe_producers;
+mod init_producer_id;
+mod write_txn_markers;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -90,6 +95,9 @@ pub const ROUTES: &[Route] = &[
     route(ApiKey::DescribeGroups, 0, 6),
     route(ApiKey::DeleteGroups, 0, 2),
     route(ApiKey::OffsetDelete, 0, 0),
+    route(ApiKey::InitProducerId, 0, 5),
+    route(ApiKey::WriteTxnMarkers, 1, 1),
+    route(ApiKey::DescribeProducers, 0, 0),
     // Transaction version 1 (no `transaction.version` feature is advertised): EndTxn v5 and
     // AddPartitionsToTxn v4+ belong to KIP-890's version 2 and the broker-to-broker path.
     route(ApiKey::AddPartitionsToTxn, 0, 3),
@@ -201,6 +209,9 @@ pub async fn dispatch(
         ApiKey::DescribeGroups => describe_groups::handle(broker, &ctx, ctx.decode(body)?),
         ApiKey::DeleteGroups => delete_groups::handle(broker, &ctx, ctx.decode(body)?),
         ApiKey::OffsetDelete => offset_delete::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::InitProducerId => init_producer_id::handle(broker, &ctx, ctx.decode(body)?).await,
+        ApiKey::WriteTxnMarkers => write_txn_markers::handle(broker, &ctx, ctx.decode(body)?).await,
+        ApiKey::DescribeProducers => describe_producers::handle(broker, &ctx, ctx.decode(body)?),
         ApiKey::AddPartitionsToTxn => {
             add_partitions_to_txn::handle(broker, &ctx, ctx.decode(body)?)
         }
@@ -256,6 +267,9 @@ pub fn decode_only(api_key: ApiKey, api_version: i16, body: Bytes) -> Result<(),
         ApiKey::DescribeGroups => ctx.decode::<m::DescribeGroupsRequest>(body).map(drop),
         ApiKey::DeleteGroups => ctx.decode::<m::DeleteGroupsRequest>(body).map(drop),
         ApiKey::OffsetDelete => ctx.decode::<m::OffsetDeleteRequest>(body).map(drop),
+        ApiKey::InitProducerId => ctx.decode::<m::InitProducerIdRequest>(body).map(drop),
+        ApiKey::WriteTxnMarkers => ctx.decode::<m::WriteTxnMarkersRequest>(body).map(drop),
+        ApiKey::DescribeProducers => ctx.decode::<m::DescribeProducersRequest>(body).map(drop),
         ApiKey::AddPartitionsToTxn => ctx.decode::<m::AddPartitionsToTxnRequest>(body).map(drop),
         ApiKey::AddOffsetsToTxn => ctx.decode::<m::AddOffsetsToTxnRequest>(body).map(drop),
         ApiKey::EndTxn => ctx.decode::<m::EndTxnRequest>(body).map(drop),

@@ -2,6 +2,10 @@
 // rewrite offsets in place), none per record; records are never decoded here.
 //! Produce (0): append producer batches, answer per partition with Kafka's error codes.
 //!
+//! Idempotent producers: the log checks each batch's producer id, epoch and sequence under its
+//! append lock; a retried batch (one of the producer's last five) is answered with its original
+//! offsets and not written again, as Kafka does.
+//!
 //! acks=0 answers nothing (and closes the connection on any error, as Kafka does); acks=1
 //! answers after the append; acks=-1 (all) answers after the appended offsets are fsynced. The
 //! fsync is a group commit in the log (concurrent producers share one fsync) and runs on a
@@ -198,12 +202,27 @@ fn append(
 
 fn error_message(code: i16) -> &'static str {
     match code {
-        error::CORRUPT_MESSAGE => "This message has failed its CRC checksum, exceeds the valid size, has a null key for a compacted topic, or is otherwise corrupt.",
-        error::MESSAGE_TOO_LARGE => "The request included a message larger than the max message size the server will accept.",
-        error::INVALID_RECORD => "This record has failed the validation on broker and hence will be rejected.",
+        error::CORRUPT_MESSAGE => {
+            "This message has failed its CRC checksum, exceeds the valid size, has a null key for a compacted topic, or is otherwise corrupt."
+        }
+        error::MESSAGE_TOO_LARGE => {
+            "The request included a message larger than the max message size the server will accept."
+        }
+        error::INVALID_RECORD => {
+            "This record has failed the validation on broker and hence will be rejected."
+        }
         error::UNKNOWN_TOPIC_OR_PARTITION => "This server does not host this topic-partition.",
         error::NOT_LEADER_OR_FOLLOWER => "This server is not the leader for that topic-partition.",
-        error::INVALID_REQUIRED_ACKS => "Produce request specified an invalid value for required acks.",
+        error::INVALID_REQUIRED_ACKS => {
+            "Produce request specified an invalid value for required acks."
+        }
+        error::OUT_OF_ORDER_SEQUENCE_NUMBER => {
+            "The broker received an out of order sequence number."
+        }
+        error::INVALID_PRODUCER_EPOCH => "Producer attempted to produce with an old epoch.",
+        error::INVALID_TXN_STATE => {
+            "The producer attempted a transactional operation in an invalid state."
+        }
         _ => "",
     }
 }

@@ -242,6 +242,9 @@ impl ReplicaManager {
     pub fn maintain(&self, now_ms: i64, retention: bool) {
         for partition in self.partitions() {
             let log = &partition.log;
+            // Kafka checks producer expiration every `producer.id.expiration.check.interval.ms`
+            // (10 minutes); a look at an in-memory map each second is cheap enough.
+            log.expire_producers(now_ms, self.config.log.producer_id_expiration_ms);
             let result = log
                 .roll_if_due(now_ms)
                 .and_then(|_| log.flush_if_due(now_ms).map(|_| ()))

@@ -82,8 +82,51 @@ impl Partition {
         Ok(info)
     }
 
+    /// [`Partition::read`] below `max_offset` instead of the high watermark (the last stable
+    /// offset for read_committed fetches).
+    pub fn read_up_to(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadInfo, LogError> {
+        let bound = max_offset.min(self.high_watermark());
+        let info = self.log.read(offset, max_bytes, bound, min_one_batch)?;
+        if let Some(range) = &info.range {
+            self.bytes_out.increment(u64::from(range.length));
+        }
+        Ok(info)
+    }
+
     pub fn high_watermark(&self) -> i64 {
         self.log.log_end_offset()
+    }
+
+    /// Last stable offset: read_committed consumers read below it (min of the first offset of
+    /// an open transaction and the high watermark).
+    pub fn last_stable_offset(&self) -> i64 {
+        self.log.last_stable_offset(self.high_watermark())
+    }
+
+    /// Appends a COMMIT/ABORT marker for a producer's transaction (WriteTxnMarkers) and wakes
+    /// fetches (the last stable offset may have moved). Blocking file I/O.
+    pub fn append_txn_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: vltava_log::control::TxnMarker,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let info = self.log.append_txn_marker(
+            producer_id,
+            producer_epoch,
+            marker,
+            self.leader_epoch(),
+            now_ms,
+        )?;
+        self.appended.notify_waiters();
+        Ok(info)
     }
 
     pub fn log_start_offset(&self) -> i64 {

@@ -3,5 +3,7 @@
 //! Producer ids and transaction markers on partitions live beside it.
 
 pub mod coordinator;
+pub mod markers;
+pub mod producer_ids;
 
 pub use coordinator::TransactionCoordinator;

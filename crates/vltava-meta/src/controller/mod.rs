@@ -9,6 +9,7 @@
 pub mod brokers;
 pub mod configs;
 pub mod placement;
+pub mod producer_ids;
 pub mod topics;
 
 use serde::{Deserialize, Serialize};

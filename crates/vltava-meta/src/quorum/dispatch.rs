@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::network::{self, PeerRequest, PeerResponse};
 use super::{QuorumInner, REQUEST_TIMEOUT};
+use crate::controller::producer_ids::{self, ProducerIdBlock};
 use crate::controller::{
     brokers, configs, topics, AlterOp, ConfigResource, CreateTopicRequest, CreatedTopic,
     TopicDefaults, TopicRef,
@@ -47,6 +48,9 @@ pub(crate) enum ControllerCall {
         ops: Vec<(String, AlterOp)>,
         validate_only: bool,
     },
+    AllocateProducerIds {
+        broker_id: i32,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +58,7 @@ pub(crate) enum ControllerReply {
     Unit(Result<(), ControllerError>),
     CreateTopics(Vec<Result<CreatedTopic, ControllerError>>),
     DeleteTopics(Vec<Result<(String, Uuid), ControllerError>>),
+    ProducerIds(Result<ProducerIdBlock, ControllerError>),
 }
 
 impl ControllerCall {
@@ -66,6 +71,7 @@ impl ControllerCall {
             ControllerCall::DeleteTopics { topics } => {
                 ControllerReply::DeleteTopics(topics.iter().map(|_| Err(error.clone())).collect())
             }
+            ControllerCall::AllocateProducerIds { .. } => ControllerReply::ProducerIds(Err(error)),
             _ => ControllerReply::Unit(Err(error)),
         }
     }
@@ -78,6 +84,7 @@ impl ControllerReply {
             ControllerReply::Unit(r) => nc(r.as_ref().err()),
             ControllerReply::CreateTopics(v) => v.iter().any(|r| nc(r.as_ref().err())),
             ControllerReply::DeleteTopics(v) => v.iter().any(|r| nc(r.as_ref().err())),
+            ControllerReply::ProducerIds(r) => nc(r.as_ref().err()),
         }
     }
 }
@@ -239,6 +246,13 @@ impl QuorumInner {
                     Err(e) => Err(e),
                 };
                 ControllerReply::Unit(result)
+            }
+            ControllerCall::AllocateProducerIds { broker_id } => {
+                let result = match producer_ids::allocate_producer_ids(&image, broker_id) {
+                    Ok((block, record)) => self.propose(vec![record]).await.map(|()| block),
+                    Err(e) => Err(e),
+                };
+                ControllerReply::ProducerIds(result)
             }
         }
     }

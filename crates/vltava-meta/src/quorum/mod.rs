@@ -389,6 +389,24 @@ impl MetadataQuorum {
         self.inner.call_unit(call).await
     }
 
+    /// AllocateProducerIds: claims the next block of producer ids for `broker_id` through the
+    /// metadata log (KIP-730), so ids are unique cluster-wide.
+    pub async fn allocate_producer_ids(
+        &self,
+        broker_id: i32,
+    ) -> Result<crate::controller::producer_ids::ProducerIdBlock, ControllerError> {
+        match self
+            .inner
+            .call(ControllerCall::AllocateProducerIds { broker_id })
+            .await
+        {
+            ControllerReply::ProducerIds(r) => r,
+            _ => Err(ControllerError::Storage(
+                "unexpected controller reply".into(),
+            )),
+        }
+    }
+
     /// Stops Raft, the controller listener and background tasks. The log is already durable.
     pub async fn shutdown(&self) {
         self.inner.shutdown_tx.send_replace(true);
