@@ -12,7 +12,6 @@
 //! task, so transactions open at a restart time out and those caught between Prepare and
 //! Complete get their markers again without a client asking.
 
-mod io;
 pub mod records;
 pub mod state;
 
@@ -20,15 +19,16 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Once, Weak};
 use std::time::{Duration, Instant};
 
+use kafka_protocol::ResponseError;
 use tracing::{info, warn};
 use vltava_meta::{ControllerError, CreateTopicRequest};
 
-use self::io::{write_txn_markers, TxnMarker};
 use self::state::{EndDecision, InitDecision, Transit, TxnError, TxnMetadata, TxnState};
 use crate::broker::{now_ms, Broker};
 use crate::group::store::{self as log_store, KeyValue};
 use crate::group::{partition_for, OFFSETS_TOPIC};
 use crate::replica::Lookup;
+use crate::txn::markers::{write_txn_markers, TxnMarker};
 
 /// The internal topic that holds transaction state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
@@ -296,8 +296,16 @@ impl TransactionCoordinator {
         broker: &Arc<Broker>,
         transactional_id: &str,
     ) -> Result<TxnDescription, TxnError> {
-        self.ensure_loaded(broker, self.partition_for(transactional_id), false)
-            .await?;
+        match self
+            .ensure_loaded(broker, self.partition_for(transactional_id), false)
+            .await
+        {
+            // No `__transaction_state` yet: no transactional id exists.
+            Err(TxnError::InvalidProducerIdMapping) => {
+                return Err(TxnError::TransactionalIdNotFound)
+            }
+            other => other?,
+        }
         let inner = self.lock();
         let meta = inner
             .txns
@@ -430,6 +438,14 @@ impl TransactionCoordinator {
                 // A deleted topic or partition will never take the marker (Kafka drops it too).
                 if code == crate::error::UNKNOWN_TOPIC_OR_PARTITION {
                     warn!("transaction {transactional_id:?}: {topic}-{partition} is gone, its marker is dropped");
+                    continue;
+                }
+                // The partition has seen a newer epoch of this producer or a newer coordinator:
+                // retrying cannot succeed (Kafka stops sending these too).
+                if code == ResponseError::InvalidProducerEpoch.code()
+                    || code == ResponseError::TransactionCoordinatorFenced.code()
+                {
+                    warn!("transaction {transactional_id:?}: {topic}-{partition} refused the marker (error {code}); not retried");
                     continue;
                 }
                 retry.push((topic, partition));
@@ -714,10 +730,12 @@ fn describe(meta: &TxnMetadata) -> TxnDescription {
 }
 
 async fn allocate(broker: &Arc<Broker>) -> Result<i64, TxnError> {
-    io::allocate_producer_id(broker).await.map_err(|code| {
-        warn!("allocating a producer id failed with error code {code}");
-        TxnError::CoordinatorNotAvailable
-    })
+    crate::txn::producer_ids::allocate_producer_id(broker)
+        .await
+        .map_err(|code| {
+            warn!("allocating a producer id failed with error code {code}");
+            TxnError::CoordinatorNotAvailable
+        })
 }
 
 /// The local leader of a `__transaction_state` partition, or why this broker cannot coordinate.
