@@ -74,7 +74,7 @@ fn values(records: &Option<Bytes>) -> Vec<(i64, String)> {
 async fn api_versions_advertises_the_handler_table() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
-    let response = client.call(3, &ApiVersionsRequest::default()).await;
+    let response = client.call(2, &ApiVersionsRequest::default()).await;
     assert_eq!(response.error_code, 0);
     let keys: Vec<i16> = response.api_keys.iter().map(|k| k.api_key).collect();
     for key in [0, 1, 2, 3, 18, 19, 20, 21, 23, 32, 37, 60] {
@@ -143,7 +143,7 @@ async fn bad_frames_close_only_their_own_connection() {
     client.send_raw(&garbled).await;
     assert!(client.is_closed().await);
 
-    let response = healthy.call(3, &ApiVersionsRequest::default()).await;
+    let response = healthy.call(2, &ApiVersionsRequest::default()).await;
     assert_eq!(response.error_code, 0, "the broker still serves others");
 }
 
@@ -231,7 +231,7 @@ async fn pipelined_requests_are_answered_in_order() {
     ids.push(id);
     all.extend_from_slice(&f);
     for _ in 0..3 {
-        let (id, f) = client.frame(3, &ApiVersionsRequest::default());
+        let (id, f) = client.frame(2, &ApiVersionsRequest::default());
         ids.push(id);
         all.extend_from_slice(&f);
     }
@@ -394,7 +394,7 @@ async fn idle_and_half_sent_requests_are_closed_after_connections_max_idle_ms() 
     assert!(idle.is_closed().await);
     assert!(trickle.is_closed().await);
     let mut active = broker.client().await;
-    let response = active.call(3, &ApiVersionsRequest::default()).await;
+    let response = active.call(2, &ApiVersionsRequest::default()).await;
     assert_eq!(response.error_code, 0);
 }
 
@@ -410,7 +410,7 @@ async fn queued_max_request_bytes_stops_reading_until_budget_frees() {
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let mut other = broker.client().await;
-    let (_, frame) = other.frame(3, &ApiVersionsRequest::default());
+    let (_, frame) = other.frame(2, &ApiVersionsRequest::default());
     other.send_raw(&frame).await;
     let blocked = tokio::time::timeout(Duration::from_millis(500), other.read_frame()).await;
     assert!(blocked.is_err(), "answered while the budget was taken");
@@ -425,5 +425,5 @@ async fn queued_max_request_bytes_stops_reading_until_budget_frees() {
     let mut stalled = unbounded.client().await;
     stalled.send_raw(&partial).await;
     let mut other = unbounded.client().await;
-    other.call(3, &ApiVersionsRequest::default()).await;
+    other.call(2, &ApiVersionsRequest::default()).await;
 }

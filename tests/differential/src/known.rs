@@ -37,6 +37,12 @@ impl Known {
         self.entries
             .get_key_value(&key)
             .or_else(|| self.entries.get_key_value(case))
+            .or_else(|| {
+                // `*` matches any run of characters: `case/*/remote.*`.
+                self.entries
+                    .iter()
+                    .find(|(k, _)| k.contains('*') && wildcard(k, &key))
+            })
             .map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
@@ -45,13 +51,39 @@ impl Known {
     }
 }
 
+/// Does `pattern` (with `*` for any run of characters) match all of `text`?
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn parses_entries() {
-        let k = Known::parse("# title\n- `a/b` — why\n- `c`: BUG: broken\ntext\n");
+        let k = Known::parse("# title\n- `a/b` — why\n- `c`: BUG: broken\n- `d/x.*` glob\ntext\n");
+        assert_eq!(k.reason("d", "x.y"), Some(("d/x.*", "glob")));
+        assert_eq!(k.reason("d", "y"), None);
+        assert!(wildcard("a/*/r.*", "a/all/r.x"));
+        assert!(!wildcard("a/*/r.*", "a/all/s.x"));
+        assert!(wildcard("a", "a"));
+        assert!(!wildcard("a", "ab"));
         assert_eq!(k.reason("a", "b"), Some(("a/b", "why")));
         assert_eq!(k.reason("a", "x"), None);
         assert_eq!(k.reason("c", "any"), Some(("c", "BUG: broken")));

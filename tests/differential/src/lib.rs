@@ -173,15 +173,18 @@ pub struct Target {
 /// a run-unique suffix for topic names, and the transcript it records.
 pub struct Ctx {
     pub target: Target,
+    /// The case running, for topic names.
+    pub case: String,
     versions: HashMap<i16, i16>,
     run: String,
     pub steps: Vec<(String, String)>,
 }
 
 impl Ctx {
-    pub fn new(target: Target, versions: HashMap<i16, i16>, run: String) -> Ctx {
+    pub fn new(target: Target, case: &str, versions: HashMap<i16, i16>, run: String) -> Ctx {
         Ctx {
             target,
+            case: case.replace(['/', '_'], "-"),
             versions,
             run,
             steps: Vec::new(),
@@ -199,7 +202,7 @@ impl Ctx {
 
     /// A topic name unique to this run (the same on both brokers, so transcripts compare).
     pub fn topic(&self, base: &str) -> String {
-        format!("{base}-{}", self.run)
+        format!("{}-{base}-{}", self.case, self.run)
     }
 
     pub fn record(&mut self, step: &str, text: String) {

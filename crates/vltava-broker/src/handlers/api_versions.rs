@@ -4,12 +4,17 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
 use super::{Reply, RequestContext, ROUTES};
-use crate::error::{ConnectionError, UNSUPPORTED_VERSION};
+use crate::error::{ConnectionError, INVALID_REQUEST, UNSUPPORTED_VERSION};
 
-pub fn handle(
-    ctx: &RequestContext,
-    _request: ApiVersionsRequest,
-) -> Result<Reply, ConnectionError> {
+pub fn handle(ctx: &RequestContext, request: ApiVersionsRequest) -> Result<Reply, ConnectionError> {
+    // v3+ names the client: an empty or malformed name or version is INVALID_REQUEST with no
+    // keys (Kafka's ApiVersionsRequest.isValid).
+    if ctx.api_version >= 3
+        && !(valid_software_field(&request.client_software_name)
+            && valid_software_field(&request.client_software_version))
+    {
+        return ctx.reply(&ApiVersionsResponse::default().with_error_code(INVALID_REQUEST));
+    }
     let mut response = ApiVersionsResponse::default();
     response.api_keys = ROUTES
         .iter()
@@ -22,6 +27,15 @@ pub fn handle(
         .collect();
     response.finalized_features_epoch = -1;
     ctx.reply(&response)
+}
+
+/// `[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?`, Kafka's pattern for client software fields.
+fn valid_software_field(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.first().is_some_and(u8::is_ascii_alphanumeric)
+        && b.last().is_some_and(u8::is_ascii_alphanumeric)
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
 }
 
 /// KIP-511: a client asked with a newer ApiVersions than ours. Kafka answers in v0 with

@@ -85,7 +85,10 @@ pub async fn handle(
                 }
             }
         }
-        response.topics.push(topic);
+        // A name given twice is answered once (INVALID_REQUEST), as Kafka does.
+        if !response.topics.iter().any(|t| t.name == topic.name) {
+            response.topics.push(topic);
+        }
     }
     if !request.validate_only {
         broker.sync_replicas().await;

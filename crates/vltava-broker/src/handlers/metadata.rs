@@ -61,11 +61,12 @@ pub async fn handle(
             .iter()
             .flatten()
             .map(|requested| match (&requested.name, requested.topic_id) {
-                (Some(name), _) => match image.topic(name) {
+                // An empty name beside a topic id asks by id (Kafka's reading).
+                (Some(name), id) if !name.is_empty() || id.is_nil() => match image.topic(name) {
                     Some(t) => topic(&image, t, version),
                     None => missing_topic(Some(name.clone()), Uuid::nil(), name_error(name)),
                 },
-                (None, id) => match image.topic_by_id(&id) {
+                (_, id) => match image.topic_by_id(&id) {
                     Some(t) => topic(&image, t, version),
                     None => missing_topic(None, id, error::UNKNOWN_TOPIC_ID),
                 },

@@ -1,12 +1,15 @@
 //! The cases, and the helpers they share (setup steps whose answers are not compared).
 
 mod bad_input;
+mod records;
+mod topics;
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
@@ -46,7 +49,7 @@ macro_rules! case {
 }
 pub(crate) use case;
 
-pub static CASES: &[&[Case]] = &[bad_input::CASES];
+pub static CASES: &[&[Case]] = &[bad_input::CASES, topics::CASES, records::CASES];
 
 pub fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -86,7 +89,7 @@ pub fn create_topic(
     if code != 0 {
         return Err(format!("create topic {name}: error {code}"));
     }
-    wait_for(Duration::from_secs(30), || {
+    let id = wait_for(Duration::from_secs(30), || {
         let md = conn.must(ctx.v(ApiKey::Metadata), &metadata_req(&[name], false))?;
         Ok(md.topics.first().and_then(|t| {
             let ready = t.error_code == 0
@@ -94,7 +97,32 @@ pub fn create_topic(
                 && t.partitions.iter().all(|p| p.leader_id.0 >= 0);
             ready.then_some(t.topic_id)
         }))
-    })
+    })?;
+    // Kafka's metadata can name the leader a moment before its replica manager leads: wait
+    // until every partition answers ListOffsets.
+    let list = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(tn(name))
+            .with_partitions(
+                (0..partitions)
+                    .map(|p| {
+                        ListOffsetsPartition::default()
+                            .with_partition_index(p)
+                            .with_timestamp(-1)
+                    })
+                    .collect(),
+            )]);
+    wait_for(Duration::from_secs(30), || {
+        let r = conn.must(ctx.v(ApiKey::ListOffsets), &list)?;
+        let ok = r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .all(|p| p.error_code == 0);
+        Ok(ok.then_some(()))
+    })?;
+    Ok(id)
 }
 
 pub fn metadata_req(topics: &[&str], auto_create: bool) -> MetadataRequest {
