@@ -40,6 +40,15 @@ pub async fn handle(
     let mut response = ProduceResponse::default();
     let mut targets = Vec::new();
     let valid_acks = matches!(acks, -1..=1);
+    // KafkaApis.handleProduceRequest: transactional batches need the producer's transactional
+    // id (Kafka authorizes WRITE on it), else the whole request fails with
+    // TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+    let unauthorized_txn = request.transactional_id.is_none()
+        && request.topic_data.iter().any(|t| {
+            t.partition_data
+                .iter()
+                .any(|p| p.records.as_deref().is_some_and(is_transactional))
+        });
 
     if valid_acks && broker.config.topics.auto_create_topics_enable {
         let missing: Vec<String> = request
@@ -72,7 +81,9 @@ pub async fn handle(
                 Some(name) => broker.replicas.get(name, data.index).leader(),
                 None => Err(error::UNKNOWN_TOPIC_ID),
             };
-            let resolved = if valid_acks {
+            let resolved = if unauthorized_txn {
+                Err(error::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+            } else if valid_acks {
                 lookup
             } else {
                 Err(error::INVALID_REQUIRED_ACKS)
@@ -198,6 +209,13 @@ fn append(
     partition
         .append(&mut batches, now_ms)
         .map_err(|e| error::log_error_code(&e))
+}
+
+/// The transactional bit of the first batch's attributes (byte 21 of a RecordBatch v2).
+fn is_transactional(records: &[u8]) -> bool {
+    records
+        .get(21..23)
+        .is_some_and(|a| i16::from_be_bytes([a[0], a[1]]) & 0x10 != 0)
 }
 
 fn error_message(code: i16) -> &'static str {

@@ -1,5 +1,7 @@
 //! WriteTxnMarkers (27): a transaction coordinator asks the leaders of a transaction's
-//! partitions to append its COMMIT or ABORT marker ([`crate::txn::markers`]).
+//! partitions to append its COMMIT or ABORT marker ([`crate::txn::markers`]). A marker on a
+//! `__consumer_offsets` partition also completes the producer's pending transactional offset
+//! commits there (Kafka's `GroupCoordinator.onTransactionCompleted`).
 
 use std::sync::Arc;
 
@@ -11,7 +13,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{Reply, RequestContext};
 use crate::broker::Broker;
-use crate::error::ConnectionError;
+use crate::error::{self, ConnectionError};
+use crate::group::OFFSETS_TOPIC;
 use crate::txn::markers::{write_txn_markers, TxnMarker};
 
 pub async fn handle(
@@ -43,6 +46,13 @@ pub async fn handle(
         .await;
         let mut result = WritableTxnMarkerResult::default().with_producer_id(marker.producer_id);
         for (topic, partition, code) in results {
+            if code == error::NONE && topic == OFFSETS_TOPIC {
+                broker.groups.complete_txn_offsets(
+                    marker.producer_id.0,
+                    marker.transaction_result,
+                    partition,
+                );
+            }
             let index = match result.topics.iter().position(|t| *t.name == *topic) {
                 Some(i) => i,
                 None => {
