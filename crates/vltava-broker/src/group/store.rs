@@ -82,7 +82,11 @@ fn append_batch(
             offset: i as i64,
             // The encoder starts a new batch whenever offset - sequence changes; this keeps
             // every record in one batch whose base sequence is -1 (no producer id) or 0.
-            sequence: if producer.is_some() { i as i32 } else { i as i32 - 1 },
+            sequence: if producer.is_some() {
+                i as i32
+            } else {
+                i as i32 - 1
+            },
             timestamp: now_ms,
             key: Some(Bytes::copy_from_slice(key)),
             value: value.as_deref().map(Bytes::copy_from_slice),
