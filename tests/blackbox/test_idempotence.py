@@ -358,3 +358,22 @@ def test_idempotent_producer_across_a_broker_restart_writes_each_record_once(fre
     errors = _produce_numbered(producer, topic, partitions, count, on_half=bounce)
     assert not errors, errors[:3]
     _assert_exactly_once_in_order(b.bootstrap, topic, partitions, count)
+
+
+def test_kafka_python_default_producer_is_idempotent_and_writes_each_record_once(broker):
+    """kafka-python 3 turns idempotence on by default: it needs InitProducerId first."""
+    broker.require(API_INIT_PRODUCER_ID, what="InitProducerId")
+    from kafka import KafkaProducer
+    topic = "idem-kafka-python"
+    create_topic(broker, topic, 2)
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5, request_timeout_ms=20000)
+    try:
+        assert p.config["enable_idempotence"], "kafka-python's default changed"
+        futures = [p.send(topic, value=f"{i % 2}-{i // 2}".encode(), partition=i % 2)
+                   for i in range(600)]
+        p.flush(30)
+        offsets = [f.get(timeout=30).offset for f in futures]
+    finally:
+        p.close(timeout=10)
+    assert sorted(offsets[0::2]) == list(range(300)) and sorted(offsets[1::2]) == list(range(300))
+    _assert_exactly_once_in_order(broker.bootstrap, topic, 2, 300)
