@@ -359,6 +359,8 @@ impl TxnMetadata {
                         && epoch == self.last_producer_epoch
                         && epoch != self.producer_epoch);
                 let bump = match expected {
+                    // A new id (or one that expired): the client's old id and epoch are moot.
+                    _ if self.producer_epoch == NO_PRODUCER_EPOCH => true,
                     None => true,
                     Some((_, NO_PRODUCER_EPOCH)) => true,
                     Some((pid, epoch)) if pid == self.producer_id => {
@@ -736,6 +738,14 @@ mod tests {
             m.prepare_init(60_000, Some((77, 1)), None, 4),
             Err(TxnError::ProducerFenced)
         );
+    }
+
+    #[test]
+    fn a_new_id_asked_for_with_a_stale_producer_id_starts_at_epoch_zero() {
+        // KIP-360: a producer whose transactional id expired still sends its old id and epoch.
+        let mut m = fresh();
+        let t = init(&mut m, Some((77, 12)), 1);
+        assert_eq!((t.producer_id, t.producer_epoch), (1000, 0));
     }
 
     #[test]
