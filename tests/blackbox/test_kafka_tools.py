@@ -28,6 +28,7 @@ CONFIGS = "org.apache.kafka.tools.ConfigCommand"
 GET_OFFSETS = "org.apache.kafka.tools.GetOffsetShell"
 PRODUCER_PERF = "org.apache.kafka.tools.ProducerPerformance"
 CONSUMER_PERF = "org.apache.kafka.tools.ConsumerPerformance"
+TRANSACTIONS = "org.apache.kafka.tools.TransactionsCommand"
 
 QUIET_LOG4J = """status = warn
 appender.err.type = Console
@@ -275,3 +276,34 @@ def test_producer_and_consumer_perf_test(broker, tool):
     cols = dict(zip([h.strip() for h in header.split(",")], [v.strip() for v in row.split(",")]))
     assert cols["data.consumed.in.nMsg"] == str(n), out.stdout
     assert float(cols["data.consumed.in.MB"]) == pytest.approx(n * 100 / 1024 / 1024, abs=0.001)
+
+
+def test_kafka_transactions_list_and_describe(broker, tool):
+    """kafka-transactions list/describe while a transaction is open."""
+    from confluent_kafka import Producer
+    broker.require(API_INIT_PRODUCER_ID, what="InitProducerId (transactions)")
+    broker.require(65, what="DescribeTransactions")
+    broker.require(66, what="ListTransactions")
+    topic, txid = "tools-txn", "tools-txn-id"
+    create_topic(broker, topic, 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": txid,
+                  "transaction.timeout.ms": 60000})
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.produce(topic, b"open", partition=0)
+    assert p.flush(30) == 0
+    try:
+        out = tool(TRANSACTIONS, *_bs(broker), "list")
+        rows = {r[0]: r for r in (ln.split() for ln in out.stdout.strip().splitlines()[1:])}
+        assert txid in rows, out.stdout
+        assert rows[txid][1:2] == ["1"] and rows[txid][3] == "Ongoing", out.stdout
+
+        out = tool(TRANSACTIONS, *_bs(broker), "describe", "--transactional-id", txid)
+        header, row = out.stdout.strip().splitlines()
+        cols = dict(zip(header.split("\t"), (v.strip() for v in row.split("\t"))))
+        assert cols["TransactionalId"] == txid, out.stdout
+        assert cols["TransactionState"] == "Ongoing", out.stdout
+        assert cols["TransactionTimeoutMs"] == "60000", out.stdout
+        assert cols["TopicPartitions"] == f"{topic}-0", out.stdout
+    finally:
+        p.commit_transaction(30)
