@@ -556,7 +556,14 @@ impl Log {
             segment.persist_indexes(true)?;
         }
         let end = state.log_end_offset();
-        producer_state::write_snapshot(&self.dir, end, &state.producers)?;
+        // A clean stop snapshots producer state at the log end (Kafka does too), so the next
+        // start replays nothing. Only a non-empty state is worth two fsyncs per partition: a
+        // lost empty snapshot costs a replay after a crash, never a wrong answer.
+        if state.producers.is_empty() {
+            producer_state::write_snapshot_unsynced(&self.dir, end, &state.producers)?;
+        } else {
+            producer_state::write_snapshot(&self.dir, end, &state.producers)?;
+        }
         Ok(())
     }
 

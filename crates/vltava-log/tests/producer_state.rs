@@ -196,3 +196,55 @@ fn truncation_forgets_the_batches_it_removes() {
     assert!(!retried.duplicate);
     assert_eq!(retried.base_offset, 2);
 }
+
+#[test]
+fn a_torn_tail_after_an_unclean_stop_is_not_remembered_as_written() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let last_seq;
+    {
+        let (dir, log) = open(root.path(), small_segments());
+        let mut seq = 0;
+        for _ in 0..150 {
+            log.append(&mut producer_batch(7, 0, seq, 2, false), 0, 0)
+                .expect("append");
+            seq += 2;
+        }
+        // A recovery point past the rolled segments, so recovery starts from a roll snapshot.
+        log.flush(log.log_end_offset()).expect("flush");
+        dir.checkpoint().expect("checkpoint");
+        for _ in 0..5 {
+            log.append(&mut producer_batch(7, 0, seq, 2, false), 0, 0)
+                .expect("append");
+            seq += 2;
+        }
+        last_seq = seq - 2;
+        assert!(log.segment_count() > 2, "the test needs rolled segments");
+    }
+    // Tear the last batch in half, as a crash in the middle of its write would.
+    let mut logs: Vec<_> = std::fs::read_dir(root.path().join("orders-0"))
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    let active = logs.last().expect("a segment").clone();
+    let len = std::fs::metadata(&active).expect("stat").len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&active)
+        .expect("open");
+    file.set_len(len - 10).expect("cut");
+    let dir = LogDir::open(root.path(), LogDirOptions::default()).expect("reopen");
+    let log = dir.open_log(&tp(), small_segments()).expect("recover");
+    let end = log.log_end_offset();
+    assert_eq!(end, i64::from(last_seq), "the torn batch is gone");
+    let earlier = log
+        .append(&mut producer_batch(7, 0, last_seq - 2, 2, false), 0, 0)
+        .expect("retry of a surviving batch");
+    assert!(earlier.duplicate);
+    let retried = log
+        .append(&mut producer_batch(7, 0, last_seq, 2, false), 0, 0)
+        .expect("retry of the torn batch");
+    assert!(!retried.duplicate, "the torn batch must be written again");
+    assert_eq!(retried.base_offset, end);
+}
