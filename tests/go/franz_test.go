@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -79,7 +80,8 @@ func startVltava() (addr string, stop func() error, err error) {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group (a Ctrl-C reaches it through stop only); killed if this program dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return "", nil, err
 	}
@@ -123,6 +125,8 @@ func TestMain(m *testing.M) {
 	ref := os.Getenv("REFERENCE_KAFKA_BOOTSTRAP")
 	targets = append(targets, target{"kafka", ref,
 		"REFERENCE_KAFKA_BOOTSTRAP is unset: no reference Kafka in this run"})
+	// Pdeathsig follows the thread that started vltava: keep this goroutine on that thread.
+	runtime.LockOSThread()
 	addr, stop, err := startVltava()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "go tests: could not start vltava:", err)
