@@ -273,7 +273,7 @@ func TestProduceConsume(t *testing.T) {
 				var rs []*kgo.Record
 				for i := 0; i < 150; i++ {
 					r := &kgo.Record{Topic: topic, Partition: int32(i % 3), Key: []byte(fmt.Sprintf("k%d", i)),
-						Value: []byte(strings.Repeat(fmt.Sprintf("v%d ", i), 5)),
+						Value:   []byte(strings.Repeat(fmt.Sprintf("v%d ", i), 5)),
 						Headers: []kgo.RecordHeader{{Key: "i", Value: []byte(fmt.Sprint(i))}}}
 					rs = append(rs, r)
 					want = append(want, rec{int32(i % 3), int64(i / 3), string(r.Key), string(r.Value), "i:" + fmt.Sprint(i)})
