@@ -68,7 +68,7 @@ impl Conn {
             .map_err(err("encode header"))?;
         request
             .encode(&mut body, version)
-            .map_err(err("encode request"))?;
+            .map_err(|e| format!("encode request (api key {} v{version}): {e}", R::KEY))?;
         let mut frame = BytesMut::new();
         frame.put_i32(body.len() as i32);
         frame.put_slice(&body);

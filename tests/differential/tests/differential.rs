@@ -4,7 +4,7 @@
 //! says why not.
 //!
 //! `cargo test -p vltava-differential --test differential -- [FILTER]` runs the cases whose name
-//! contains FILTER.
+//! contains FILTER; DIFFERENTIAL_SHOW=1 prints Kafka's side of every step.
 
 #[allow(dead_code)] // helpers for the cases still to come
 mod cases;
@@ -113,6 +113,11 @@ fn run(kafka_bootstrap: &str) -> Result<bool, String> {
         let mut v = Ctx::new(vl.clone(), case.name, versions.clone(), run_id.clone());
         let kr = (case.run)(&mut k);
         let vr = (case.run)(&mut v);
+        if std::env::var_os("DIFFERENTIAL_SHOW").is_some() {
+            for (s, text) in &k.steps {
+                println!("  [{s}] (kafka)\n{}", indent(text));
+            }
+        }
         let mut ok = true;
         let mut report = String::new();
         // A case that could not run to its end is broken on that broker: never a pass.

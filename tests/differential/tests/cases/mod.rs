@@ -1,6 +1,7 @@
 //! The cases, and the helpers they share (setup steps whose answers are not compared).
 
 mod bad_input;
+mod groups;
 mod records;
 mod topics;
 
@@ -49,7 +50,12 @@ macro_rules! case {
 }
 pub(crate) use case;
 
-pub static CASES: &[&[Case]] = &[bad_input::CASES, topics::CASES, records::CASES];
+pub static CASES: &[&[Case]] = &[
+    bad_input::CASES,
+    topics::CASES,
+    records::CASES,
+    groups::CASES,
+];
 
 pub fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
