@@ -243,3 +243,18 @@ impl Normalise for InitProducerIdResponse {
 impl Normalise for SaslHandshakeResponse {
     fn normalise(&mut self) {}
 }
+
+impl Normalise for AddPartitionsToTxnResponse {
+    fn normalise(&mut self) {
+        self.throttle_time_ms = 0;
+    }
+}
+
+impl Normalise for EndTxnResponse {
+    fn normalise(&mut self) {
+        self.throttle_time_ms = 0;
+        if self.producer_id.0 >= 0 {
+            self.producer_id = ProducerId(1000);
+        }
+    }
+}

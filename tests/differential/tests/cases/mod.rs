@@ -1,8 +1,9 @@
 //! The cases, and the helpers they share (setup steps whose answers are not compared).
 
 mod bad_input;
+mod eos;
 mod groups;
-mod records;
+pub mod records;
 mod topics;
 
 use std::time::Duration;
@@ -55,6 +56,7 @@ pub static CASES: &[&[Case]] = &[
     topics::CASES,
     records::CASES,
     groups::CASES,
+    eos::CASES,
 ];
 
 pub fn s(v: &str) -> StrBytes {
@@ -231,5 +233,29 @@ pub fn produce_ok(
     if code != 0 {
         return Err(format!("produce to {topic}: error {code}"));
     }
+    Ok(())
+}
+
+/// A Produce step recorded twice: its error codes alone (`step:error_code`), then the whole
+/// answer, so that a listed difference in the answer cannot hide a change of code.
+pub fn produce_step(
+    ctx: &mut Ctx,
+    conn: &mut Conn,
+    step: &str,
+    req: &ProduceRequest,
+) -> Result<()> {
+    let reply = conn.call(ctx.v(ApiKey::Produce), req)?;
+    let code = match &reply {
+        vltava_differential::Reply::Response(r) => format!(
+            "{:?}",
+            r.responses
+                .iter()
+                .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code))
+                .collect::<Vec<_>>()
+        ),
+        vltava_differential::Reply::Closed => "closed".to_string(),
+    };
+    ctx.record(&format!("{step}:error_code"), code);
+    ctx.record_reply(step, reply);
     Ok(())
 }
