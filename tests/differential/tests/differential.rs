@@ -44,10 +44,19 @@ fn run(kafka_bootstrap: &str) -> Result<bool, String> {
     let started = Instant::now();
     let vltava = Vltava::start(&[])?;
     let vltava_no_auto = Vltava::start(&["auto.create.topics.enable=false"])?;
-    let kafka = Target {
+    // A second reference broker with auto.create.topics.enable=false (a read-only broker
+    // setting): given, or started here in the background while the other cases run.
+    let mut second = SecondGuard(
+        match std::env::var("REFERENCE_KAFKA_NO_AUTO_CREATE_BOOTSTRAP") {
+            Ok(addr) => SecondKafka::Given(addr),
+            Err(_) if selected("broker_auto_create_off") => SecondKafka::start(),
+            Err(_) => SecondKafka::Given(String::new()),
+        },
+    );
+    let mut kafka = Target {
         name: "kafka",
         bootstrap: kafka_bootstrap.to_string(),
-        no_auto_create: std::env::var("REFERENCE_KAFKA_NO_AUTO_CREATE_BOOTSTRAP").ok(),
+        no_auto_create: None,
     };
     let vl = Target {
         name: "vltava",
@@ -103,6 +112,9 @@ fn run(kafka_bootstrap: &str) -> Result<bool, String> {
             continue;
         }
         ran.insert(case.name.to_string());
+        if case.name.contains("broker_auto_create_off") && kafka.no_auto_create.is_none() {
+            kafka.no_auto_create = second.0.wait();
+        }
         let t0 = Instant::now();
         if let Some(why) = (case.skip)(&kafka, &vl) {
             println!("skipped {}: {why}", case.name);
@@ -212,6 +224,86 @@ fn run(kafka_bootstrap: &str) -> Result<bool, String> {
     );
     println!("{passed} passed, {failed} failed, {skipped} skipped");
     Ok(failed == 0)
+}
+
+/// The second reference broker (auto-create off).
+enum SecondKafka {
+    Given(String),
+    Starting(std::thread::JoinHandle<Option<String>>, tempfile::TempDir),
+    Started(String, tempfile::TempDir),
+}
+
+impl SecondKafka {
+    fn script() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/reference-kafka")
+    }
+
+    fn start() -> SecondKafka {
+        let Ok(dir) = tempfile::Builder::new()
+            .prefix("differential-kafka.")
+            .tempdir()
+        else {
+            return SecondKafka::Given(String::new());
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(0);
+        let path = dir.path().to_path_buf();
+        let handle = std::thread::spawn(move || {
+            let out = std::process::Command::new(Self::script())
+                .arg("start")
+                .arg(&path)
+                .arg(port.to_string())
+                .arg("auto.create.topics.enable=false")
+                .env(
+                    "KAFKA_JVM_OPTS",
+                    std::env::var("KAFKA_JVM_OPTS")
+                        .unwrap_or_else(|_| "-XX:+UseSerialGC -XX:TieredStopAtLevel=1".into()),
+                )
+                .env("KAFKA_HEAP", "-Xmx256m")
+                .output()
+                .ok()?;
+            if !out.status.success() {
+                eprintln!(
+                    "second reference broker did not start: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                return None;
+            }
+            Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        });
+        SecondKafka::Starting(handle, dir)
+    }
+
+    fn wait(&mut self) -> Option<String> {
+        let this = std::mem::replace(self, SecondKafka::Given(String::new()));
+        let (addr, next) = match this {
+            SecondKafka::Given(a) => (a.clone(), SecondKafka::Given(a)),
+            SecondKafka::Started(a, d) => (a.clone(), SecondKafka::Started(a, d)),
+            SecondKafka::Starting(h, d) => {
+                let a = h.join().ok().flatten().unwrap_or_default();
+                (a.clone(), SecondKafka::Started(a, d))
+            }
+        };
+        *self = next;
+        (!addr.is_empty()).then_some(addr)
+    }
+}
+
+/// Stops the second broker if it was started here (exactly that one, by its directory).
+struct SecondGuard(SecondKafka);
+
+impl Drop for SecondGuard {
+    fn drop(&mut self) {
+        let _ = self.0.wait();
+        if let SecondKafka::Started(_, dir) = &self.0 {
+            let _ = std::process::Command::new(SecondKafka::script())
+                .arg("stop")
+                .arg(dir.path())
+                .output();
+        }
+    }
 }
 
 fn indent(s: &str) -> String {

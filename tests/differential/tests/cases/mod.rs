@@ -57,6 +57,7 @@ pub static CASES: &[&[Case]] = &[
     records::CASES,
     groups::CASES,
     eos::CASES,
+    topics::LAST,
 ];
 
 pub fn s(v: &str) -> StrBytes {

@@ -10,6 +10,13 @@ use vltava_differential::{Ctx, Result, Target};
 
 use super::{case, create_topic, metadata_req, s, tn, Case};
 
+/// Last in the run: the broker it needs starts in the background meanwhile.
+pub static LAST: &[Case] = &[case!(
+    "metadata/unknown_topic_broker_auto_create_off",
+    broker_auto_create_off,
+    needs_no_auto_create
+)];
+
 pub static CASES: &[Case] = &[
     case!("create_topics/invalid_names", invalid_names),
     case!(
@@ -25,11 +32,6 @@ pub static CASES: &[Case] = &[
         unknown_no_auto
     ),
     case!("metadata/unknown_topic_auto_create", unknown_auto_create),
-    case!(
-        "metadata/unknown_topic_broker_auto_create_off",
-        broker_auto_create_off,
-        needs_no_auto_create
-    ),
     case!("metadata/by_topic_id", by_topic_id),
     case!("describe_configs/new_topic_defaults", describe_new_topic),
 ];
