@@ -33,6 +33,10 @@ use crate::txn::markers::{write_txn_markers, TxnMarker};
 /// The internal topic that holds transaction state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 
+/// How long EndTxn waits for the markers before answering anyway (the transaction's outcome is
+/// already durable; the markers then complete in the background).
+const END_TXN_COMPLETION_WAIT: Duration = Duration::from_secs(2);
+
 /// Transaction coordinator settings: Kafka's keys and defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnConfig {
@@ -284,7 +288,11 @@ impl TransactionCoordinator {
             EndDecision::AlreadyDone => Ok(()),
             EndDecision::Prepare(t) => {
                 self.write(broker, transactional_id, &t).await?;
-                self.spawn_completion(broker, transactional_id.to_string());
+                let completion = self.spawn_completion(broker, transactional_id.to_string());
+                // The outcome is durable now; Kafka answers here. Waiting (bounded) for the
+                // markers too spares the client's next transaction a CONCURRENT_TRANSACTIONS
+                // retry (librdkafka backs off 20 ms or more), which costs more than the wait.
+                let _ = tokio::time::timeout(END_TXN_COMPLETION_WAIT, completion).await;
                 Ok(())
             }
         }
@@ -398,12 +406,16 @@ impl TransactionCoordinator {
 
     /// Sends the markers of a PrepareCommit/PrepareAbort transaction and writes its Complete
     /// state, retrying until it is done or the broker stops.
-    fn spawn_completion(&self, broker: &Arc<Broker>, transactional_id: String) {
+    fn spawn_completion(
+        &self,
+        broker: &Arc<Broker>,
+        transactional_id: String,
+    ) -> tokio::task::JoinHandle<()> {
         let broker = broker.clone();
         tokio::spawn(async move {
             let coordinator = broker.txns.clone();
             coordinator.complete(&broker, &transactional_id).await;
-        });
+        })
     }
 
     async fn complete(&self, broker: &Arc<Broker>, transactional_id: &str) {
