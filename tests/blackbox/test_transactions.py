@@ -136,6 +136,9 @@ def test_consume_transform_produce_commits_some_transactions_and_aborts_others(b
             positions = consumer.position(consumer.assignment())
             producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(),
                                                  TIMEOUT)
+            # The records reach the log before the outcome (abort_transaction purges what is
+            # still queued): aborted records must be in the log, and hidden from read_committed.
+            assert producer.flush(TIMEOUT) == 0
             if commit:
                 producer.commit_transaction(TIMEOUT)
                 committed_values += out
