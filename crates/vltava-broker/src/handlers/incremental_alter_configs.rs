@@ -88,7 +88,7 @@ fn operations(
             other => {
                 return Err(format!(
                     "Config operation {other} on {name} is not supported (only SET and DELETE)"
-                ))
+                ));
             }
         };
         ops.push((name, op));

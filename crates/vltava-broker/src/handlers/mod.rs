@@ -14,6 +14,7 @@ mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
+mod sasl_handshake;
 // Consumer groups (issue 5).
 mod delete_groups;
 mod describe_groups;
@@ -106,6 +107,7 @@ pub const ROUTES: &[Route] = &[
     route(ApiKey::TxnOffsetCommit, 0, 4),
     route(ApiKey::DescribeTransactions, 0, 0),
     route(ApiKey::ListTransactions, 0, 1),
+    route(ApiKey::SaslHandshake, 0, 1),
 ];
 
 /// The version range served for `api_key`, if it is implemented.
@@ -222,6 +224,7 @@ pub async fn dispatch(
             describe_transactions::handle(broker, &ctx, ctx.decode(body)?)
         }
         ApiKey::ListTransactions => list_transactions::handle(broker, &ctx, ctx.decode(body)?),
+        ApiKey::SaslHandshake => sasl_handshake::handle(&ctx, ctx.decode(body)?),
         // The header check rejects keys missing from ROUTES before we get here.
         other => Err(ConnectionError::Header(
             crate::wire::HeaderError::UnknownApiKey(other as i16),
@@ -278,6 +281,7 @@ pub fn decode_only(api_key: ApiKey, api_version: i16, body: Bytes) -> Result<(),
             ctx.decode::<m::DescribeTransactionsRequest>(body).map(drop)
         }
         ApiKey::ListTransactions => ctx.decode::<m::ListTransactionsRequest>(body).map(drop),
+        ApiKey::SaslHandshake => ctx.decode::<m::SaslHandshakeRequest>(body).map(drop),
         other => Err(ConnectionError::Header(
             crate::wire::HeaderError::UnknownApiKey(other as i16),
         )),
