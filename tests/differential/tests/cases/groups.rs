@@ -49,11 +49,13 @@ fn versions(ctx: &Ctx) {
     let _ = VERSIONS.set((ctx.v(ApiKey::FindCoordinator), ctx.v(ApiKey::OffsetFetch)));
 }
 
-/// Waits until the group coordinator answers (Kafka creates __consumer_offsets on first use).
-fn coordinator_ready(ctx: &Ctx, conn: &mut Conn, group: &str) -> Result<()> {
+/// Waits until the coordinator of `key` answers (Kafka creates __consumer_offsets and
+/// __transaction_state on first use and answers COORDINATOR_NOT_AVAILABLE meanwhile; whether
+/// another case created them first depends on the order cases run in).
+fn coordinator_ready(ctx: &Ctx, conn: &mut Conn, key: &str, key_type: i8) -> Result<()> {
     let v = ctx.v(ApiKey::FindCoordinator);
     wait_for(Duration::from_secs(60), || {
-        let r = conn.must(v, &find_req(group, 0))?;
+        let r = conn.must(v, &find_req(key, key_type))?;
         let code = r
             .coordinators
             .first()
@@ -67,9 +69,11 @@ fn find_coordinator(ctx: &mut Ctx) -> Result<()> {
     let group = ctx.topic("g");
     versions(ctx);
     let mut conn = ctx.conn()?;
-    coordinator_ready(ctx, &mut conn, &group)?;
+    coordinator_ready(ctx, &mut conn, &group, 0)?;
     ctx.step(&mut conn, "group", &find_req(&group, 0))?;
-    ctx.step(&mut conn, "transaction", &find_req(&ctx.topic("txn"), 1))?;
+    let txn = ctx.topic("txn");
+    coordinator_ready(ctx, &mut conn, &txn, 1)?;
+    ctx.step(&mut conn, "transaction", &find_req(&txn, 1))?;
     ctx.step(&mut conn, "unknown_key_type", &find_req(&group, 9))?;
     ctx.step(&mut conn, "empty_group_id", &find_req("", 0))
 }
@@ -160,7 +164,7 @@ fn classic_error_paths(ctx: &mut Ctx) -> Result<()> {
     create_topic(ctx, &topic, 2, &[])?;
     versions(ctx);
     let mut conn = ctx.conn()?;
-    coordinator_ready(ctx, &mut conn, &group)?;
+    coordinator_ready(ctx, &mut conn, &group, 0)?;
     let vj = ctx.v(ApiKey::JoinGroup);
 
     ctx.step(
@@ -304,7 +308,7 @@ fn offsets_without_membership(ctx: &mut Ctx) -> Result<()> {
     create_topic(ctx, &topic, 2, &[])?;
     versions(ctx);
     let mut conn = ctx.conn()?;
-    coordinator_ready(ctx, &mut conn, &group)?;
+    coordinator_ready(ctx, &mut conn, &group, 0)?;
     ctx.step(
         &mut conn,
         "fetch_unknown_group",
