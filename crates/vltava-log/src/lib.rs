@@ -27,9 +27,11 @@ pub mod producer_state;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
+pub mod txn_verification;
 
 pub use config::{LogConfig, TimestampType};
 pub use dir::{LogDir, LogDirOptions};
 pub use error::LogError;
 pub use log::{AppendInfo, AppendOrigin, FileRange, Log, ReadInfo, TopicPartition};
 pub use recovery::RecoveryContext;
+pub use txn_verification::VerificationGuard;

@@ -21,6 +21,7 @@ use crate::producer_state::{self, PendingUpdate, ProducerEntry, ProducerStateMan
 use crate::recovery::{self, RecoveryContext};
 use crate::retention::{self, SegmentFacts};
 use crate::segment::{IndexSettings, Segment};
+use crate::txn_verification::{VerificationGuard, Verifications};
 
 pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
 
@@ -124,6 +125,8 @@ pub(crate) struct LogState {
     pub producers: ProducerStateManager,
     /// Aborted transactions per segment (the `.txnindex` files).
     pub txn_index: TxnIndex,
+    /// Transactions being verified with their coordinators (KIP-890); not persisted.
+    pub verifications: Verifications,
 }
 
 impl LogState {
@@ -253,6 +256,59 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo> {
+        self.append_checked(origin, batches, leader_epoch, now_ms, None)
+    }
+
+    /// Starts verifying a transactional producer's write here (KIP-890): `None` when it needs
+    /// none (its transaction is open here at that epoch), else the guard to append with after
+    /// the coordinator said yes.
+    pub fn start_txn_verification(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Option<VerificationGuard> {
+        let mut state = self.lock();
+        let LogState {
+            verifications,
+            producers,
+            ..
+        } = &mut *state;
+        verifications.start(producers, producer_id, epoch)
+    }
+
+    /// The coordinator refused the write the guard was for.
+    pub fn abandon_txn_verification(&self, producer_id: i64, guard: VerificationGuard) {
+        self.lock().verifications.abandon(producer_id, guard);
+    }
+
+    /// [`Log::append`] for a broker that verifies transactions: a transactional batch that
+    /// starts a transaction here needs the guard of a verification still current (no marker
+    /// since), else INVALID_TXN_STATE.
+    pub fn append_verified(
+        &self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+        guard: Option<VerificationGuard>,
+    ) -> Result<AppendInfo> {
+        self.append_checked(
+            AppendOrigin::Client,
+            batches,
+            leader_epoch,
+            now_ms,
+            Some(guard),
+        )
+    }
+
+    /// `verification`: `None` appends without KIP-890 checks, `Some(guard)` with them.
+    fn append_checked(
+        &self,
+        origin: AppendOrigin,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+        verification: Option<Option<VerificationGuard>>,
+    ) -> Result<AppendInfo> {
         self.check_online()?;
         let headers = batch::validate_all(batches)?;
         if origin == AppendOrigin::Client {
@@ -315,6 +371,11 @@ impl Log {
                 let header = BatchHeader::parse(bytes)
                     .ok_or_else(|| LogError::corrupt(*position, "batch header vanished"))?;
                 if header.producer_id >= 0 {
+                    if let Some(guard) = verification {
+                        state
+                            .verifications
+                            .check(&state.producers, &header, guard)?;
+                    }
                     let marker = control::parse_marker(&header, bytes)?;
                     state.producers.validate_batch(
                         &mut pending,
@@ -334,6 +395,11 @@ impl Log {
                 .append(&self.cache, batches, &assigned, now_ms)?;
             if !pending.is_empty() {
                 self.apply_producer_update(&mut state, pending)?;
+            }
+            for (_, header) in &assigned {
+                if header.is_transactional() || header.is_control() {
+                    state.verifications.finish(header.producer_id);
+                }
             }
             if state.epochs.assign(leader_epoch, base_offset) {
                 self.write_epoch_checkpoint(&state)?;

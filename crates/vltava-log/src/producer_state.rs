@@ -172,6 +172,14 @@ impl ProducerStateManager {
         self.producers.is_empty()
     }
 
+    /// Whether the producer has a transaction open here at `epoch` (Kafka's
+    /// `hasOngoingTransaction`): its batches need no new verification.
+    pub fn has_ongoing_txn(&self, producer_id: i64, epoch: i16) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.current_txn_first_offset.is_some() && e.epoch == epoch)
+    }
+
     /// The first offset of the oldest ongoing transaction, if any (bounds the LSO).
     pub fn first_unstable_offset(&self) -> Option<i64> {
         self.ongoing.keys().next().copied()

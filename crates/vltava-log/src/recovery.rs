@@ -174,6 +174,7 @@ pub(crate) fn load(
             oldest_unflushed_ms: None,
             producers: Default::default(),
             txn_index: Default::default(),
+            verifications: Default::default(),
         },
         durable,
     ))

@@ -248,3 +248,55 @@ fn a_torn_tail_after_an_unclean_stop_is_not_remembered_as_written() {
     assert!(!retried.duplicate, "the torn batch must be written again");
     assert_eq!(retried.base_offset, end);
 }
+
+#[test]
+fn a_transaction_starts_only_with_a_current_verification_guard() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (_dir, log) = open(root.path(), LogConfig::default());
+    // Unverified: refused, nothing written.
+    let unverified = log
+        .append_verified(&mut producer_batch(5, 0, 0, 1, true), 0, 0, None)
+        .expect_err("no guard");
+    assert_eq!(code(unverified), 48);
+    assert_eq!(log.log_end_offset(), 0);
+
+    // Verified: the first batch opens the transaction; later ones need no new guard.
+    let guard = log.start_txn_verification(5, 0).expect("a guard is needed");
+    assert_eq!(
+        log.start_txn_verification(5, 0),
+        Some(guard),
+        "shared by concurrent requests"
+    );
+    log.append_verified(&mut producer_batch(5, 0, 0, 1, true), 0, 0, Some(guard))
+        .expect("verified");
+    assert_eq!(
+        log.start_txn_verification(5, 0),
+        None,
+        "the transaction is open here"
+    );
+    log.append_verified(&mut producer_batch(5, 0, 1, 1, true), 0, 0, None)
+        .expect("same transaction");
+
+    // A marker between the verification and the append (the transaction ended, or a timeout
+    // aborted it) leaves the late batch without a transaction to join: refused, not a hanging
+    // transaction.
+    let late = log
+        .start_txn_verification(5, 1)
+        .expect("a new epoch needs a guard");
+    let abort = TxnMarker {
+        commit: false,
+        coordinator_epoch: 0,
+    };
+    log.append_txn_marker(5, 1, abort, 0, 0).expect("abort");
+    let refused = log
+        .append_verified(&mut producer_batch(5, 1, 0, 1, true), 0, 0, Some(late))
+        .expect_err("stale guard");
+    assert_eq!(code(refused), 48);
+    assert_eq!(log.first_unstable_offset(), None);
+
+    // A refused verification is forgotten.
+    let g = log.start_txn_verification(9, 0).expect("guard");
+    log.abandon_txn_verification(9, g);
+    let again = log.start_txn_verification(9, 0).expect("guard");
+    assert_ne!(again, g);
+}
