@@ -20,9 +20,9 @@ from conftest import _make_broker, free_port
 API_INIT_PRODUCER_ID = 22
 API_WRITE_TXN_MARKERS = 27
 
-# Kafka 4.4 verifies transactional produces with the coordinator (KIP-890); the raw
-# read_committed case writes a transactional batch without AddPartitionsToTxn, so the reference
-# needs verification off. Vltava does not verify yet (see the issue note).
+# Kafka 4.4 and Vltava verify transactional produces with the coordinator (KIP-890); the raw
+# read_committed case writes a transactional batch without AddPartitionsToTxn, so both brokers
+# run with verification off here (test_transactions.py covers it on).
 BROKER_OVERRIDES = {"transaction.partition.verification.enable": "false"}
 
 NONE = 0

@@ -45,7 +45,7 @@ async fn a_transaction_caught_between_prepare_commit_and_complete_is_completed_a
         .unwrap();
     let partitions = vec![("data".to_string(), 0)];
     b.txns
-        .add_partitions(&b, "half-done", producer_id, epoch, &partitions)
+        .add_partitions(&b, "half-done", producer_id, epoch, &partitions, false)
         .await
         .unwrap();
     // What a crash right after writing PrepareCommit leaves: the record, no markers.
@@ -63,6 +63,8 @@ async fn a_transaction_caught_between_prepare_commit_and_complete_is_completed_a
         partitions: partitions.iter().cloned().collect(),
         start_timestamp_ms: 1,
         last_update_timestamp_ms: 2,
+        next_producer_id: -1,
+        client_tv2: false,
     };
     let record = (
         records::encode_key("half-done").unwrap(),
@@ -86,7 +88,7 @@ async fn a_transaction_caught_between_prepare_commit_and_complete_is_completed_a
     assert_eq!(log_end(&broker, "data", 0), 1);
     // And a retry of the client's EndTxn is answered as done.
     b.txns
-        .end_txn(&b, "half-done", producer_id, epoch, true)
+        .end_txn(&b, "half-done", producer_id, epoch, true, false)
         .await
         .unwrap();
 }
@@ -111,6 +113,7 @@ async fn an_open_transaction_past_its_timeout_is_aborted_and_its_producer_fenced
             producer_id,
             epoch,
             &[("hung".to_string(), 0)],
+            false,
         )
         .await
         .unwrap();
@@ -127,7 +130,7 @@ async fn an_open_transaction_past_its_timeout_is_aborted_and_its_producer_fenced
     assert_eq!(log_end(&broker, "hung", 0), 1, "an ABORT marker");
     assert_eq!(
         b.txns
-            .end_txn(&b, "hung-id", producer_id, epoch, true)
+            .end_txn(&b, "hung-id", producer_id, epoch, true, false)
             .await,
         Err(TxnError::ProducerFenced)
     );

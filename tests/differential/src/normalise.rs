@@ -258,3 +258,9 @@ impl Normalise for EndTxnResponse {
         }
     }
 }
+
+impl Normalise for TxnOffsetCommitResponse {
+    fn normalise(&mut self) {
+        self.throttle_time_ms = 0;
+    }
+}

@@ -55,8 +55,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "share.coordinator.state.topic.min.isr",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
-    // KIP-890 part 1: Vltava does not verify transactional produces with the coordinator yet.
-    "transaction.partition.verification.enable",
     "log.cleaner.enable",
     "log.cleanup.policy",
     "log.cleaner.threads",

@@ -11,6 +11,7 @@ pub const KEYS: &[&str] = &[
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transactional.id.expiration.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms",
+    "transaction.partition.verification.enable",
 ];
 
 pub(super) fn parse(r: &Reader<'_>) -> Result<TxnConfig, ConfigError> {
@@ -42,6 +43,9 @@ pub(super) fn parse(r: &Reader<'_>) -> Result<TxnConfig, ConfigError> {
             d.remove_expired_interval_ms,
             1,
         )?,
+        partition_verification: r
+            .parse("transaction.partition.verification.enable")?
+            .unwrap_or(d.partition_verification),
     })
 }
 
@@ -65,6 +69,12 @@ mod tests {
         assert_eq!(t.state_log_partitions, 50);
         assert_eq!(t.abort_check_interval_ms, 10_000);
         assert_eq!(t.id_expiration_ms, 604_800_000);
+        assert!(t.partition_verification);
+        assert!(
+            !load("transaction.partition.verification.enable=false\n")
+                .transactions
+                .partition_verification
+        );
         let t = load(
             "transaction.max.timeout.ms=5000\n\
              transaction.abort.timed.out.transaction.cleanup.interval.ms=1000\n\

@@ -30,6 +30,7 @@ pub fn handle(
                 request.producer_id.0,
                 request.producer_epoch,
                 &group_id,
+                false,
             )
             .await;
         AddOffsetsToTxnResponse::default().with_error_code(match result {

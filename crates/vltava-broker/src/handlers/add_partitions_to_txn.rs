@@ -55,6 +55,7 @@ pub fn handle(
                     producer_id,
                     producer_epoch,
                     &partitions,
+                    false,
                 )
                 .await
             {

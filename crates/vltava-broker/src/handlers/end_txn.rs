@@ -1,14 +1,16 @@
-//! EndTxn (26), v0–v4: commit or abort. Answered once PrepareCommit/PrepareAbort is in
-//! `__transaction_state`; the markers and the Complete state follow (transaction version 1).
+//! EndTxn (26): commit or abort. Answered once PrepareCommit/PrepareAbort is in
+//! `__transaction_state`; the markers and the Complete state follow. v5+ is transaction
+//! version 2 (KIP-890 part 2, as Kafka's `EndTxnRequest.isTransactionV2Enabled`): the epoch is
+//! bumped and the answer carries the producer id and epoch for the next transaction.
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
+use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
 use super::group_common::{check_len, later};
 use super::{Reply, RequestContext};
 use crate::broker::Broker;
-use crate::error::{self, ConnectionError};
+use crate::error::ConnectionError;
 
 pub fn handle(
     broker: &Arc<Broker>,
@@ -18,6 +20,7 @@ pub fn handle(
     let transactional_id = request.transactional_id.to_string();
     check_len(ctx, "transactionalId", &transactional_id)?;
     let old_client = ctx.api_version < 2;
+    let tv2 = ctx.api_version >= 5;
     let broker = broker.clone();
     Ok(later(ctx, async move {
         let result = broker
@@ -28,11 +31,15 @@ pub fn handle(
                 request.producer_id.0,
                 request.producer_epoch,
                 request.committed,
+                tv2,
             )
             .await;
-        EndTxnResponse::default().with_error_code(match result {
-            Ok(()) => error::NONE,
-            Err(e) => e.code_for(old_client),
-        })
+        match result {
+            Ok((producer_id, producer_epoch)) if tv2 => EndTxnResponse::default()
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(producer_epoch),
+            Ok(_) => EndTxnResponse::default(),
+            Err(e) => EndTxnResponse::default().with_error_code(e.code_for(old_client)),
+        }
     }))
 }

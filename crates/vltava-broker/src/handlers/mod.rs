@@ -103,8 +103,8 @@ pub const ROUTES: &[Route] = &[
     // AddPartitionsToTxn v4+ belong to KIP-890's version 2 and the broker-to-broker path.
     route(ApiKey::AddPartitionsToTxn, 0, 3),
     route(ApiKey::AddOffsetsToTxn, 0, 4),
-    route(ApiKey::EndTxn, 0, 4),
-    route(ApiKey::TxnOffsetCommit, 0, 4),
+    route(ApiKey::EndTxn, 0, 5),
+    route(ApiKey::TxnOffsetCommit, 0, 5),
     route(ApiKey::DescribeTransactions, 0, 0),
     route(ApiKey::ListTransactions, 0, 1),
     route(ApiKey::SaslHandshake, 0, 1),

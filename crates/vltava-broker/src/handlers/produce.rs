@@ -6,6 +6,10 @@
 //! append lock; a retried batch (one of the producer's last five) is answered with its original
 //! offsets and not written again, as Kafka does.
 //!
+//! Transactional batches are verified with the transaction coordinator before they may start
+//! a transaction in a partition (KIP-890, [`crate::txn::verification`]); from Produce v12 on
+//! (transaction version 2) that adds the partition to the transaction.
+//!
 //! acks=0 answers nothing (and closes the connection on any error, as Kafka does); acks=1
 //! answers after the append; acks=-1 (all) answers after the appended offsets are fsynced. The
 //! fsync is a group commit in the log (concurrent producers share one fsync) and runs on a
@@ -22,6 +26,7 @@ use super::{blocking, Reply, RequestContext};
 use crate::broker::{now_ms, Broker};
 use crate::error::{self, ConnectionError};
 use crate::replica::{is_internal_topic, Lookup, Partition};
+use crate::txn::verification::{verify_produce, Verification};
 
 /// One partition of the request, resolved.
 struct Target {
@@ -29,6 +34,7 @@ struct Target {
     partition: Arc<Partition>,
     records: Option<Bytes>,
     response: usize,
+    verification: Verification,
 }
 
 pub async fn handle(
@@ -37,6 +43,7 @@ pub async fn handle(
     request: ProduceRequest,
 ) -> Result<Reply, ConnectionError> {
     let acks = request.acks;
+    let transactional_id = request.transactional_id.as_ref().map(|t| t.to_string());
     let mut response = ProduceResponse::default();
     let mut targets = Vec::new();
     let valid_acks = matches!(acks, -1..=1);
@@ -99,6 +106,7 @@ pub async fn handle(
                     partition,
                     records: data.records,
                     response: topic_response.partition_responses.len(),
+                    verification: None,
                 }),
                 Err(code) => partition_response.error_code = code,
             }
@@ -107,12 +115,42 @@ pub async fn handle(
         response.responses.push(topic_response);
     }
 
+    if let Some(transactional_id) = &transactional_id {
+        let mut verified = Vec::with_capacity(targets.len());
+        for mut target in targets {
+            match verify_produce(
+                broker,
+                transactional_id,
+                &target.partition,
+                target.records.as_deref(),
+                ctx.api_version >= 12,
+            )
+            .await
+            {
+                Ok(verification) => {
+                    target.verification = verification;
+                    verified.push(target);
+                }
+                Err(code) => {
+                    if let Some(p) = response
+                        .responses
+                        .get_mut(target.topic)
+                        .and_then(|t| t.partition_responses.get_mut(target.response))
+                    {
+                        p.error_code = code;
+                    }
+                }
+            }
+        }
+        targets = verified;
+    }
+
     // Append everything on one blocking thread hop, in request order.
     let now = now_ms();
     let (targets, outcomes) = blocking(move || {
         let outcomes: Vec<Result<vltava_log::AppendInfo, i16>> = targets
             .iter()
-            .map(|t| append(&t.partition, t.records.as_ref(), now))
+            .map(|t| append(&t.partition, t.records.as_ref(), t.verification, now))
             .collect();
         (targets, outcomes)
     })
@@ -199,6 +237,7 @@ pub async fn handle(
 fn append(
     partition: &Partition,
     records: Option<&Bytes>,
+    verification: Verification,
     now_ms: i64,
 ) -> Result<vltava_log::AppendInfo, i16> {
     let Some(records) = records.filter(|r| !r.is_empty()) else {
@@ -206,9 +245,11 @@ fn append(
     };
     // The log rewrites base offsets and leader epochs in place, so it needs its own copy.
     let mut batches = records.to_vec();
-    partition
-        .append(&mut batches, now_ms)
-        .map_err(|e| error::log_error_code(&e))
+    match verification {
+        None => partition.append(&mut batches, now_ms),
+        Some(guard) => partition.append_verified(&mut batches, now_ms, guard),
+    }
+    .map_err(|e| error::log_error_code(&e))
 }
 
 /// The transactional bit of the first batch's attributes (byte 21 of a RecordBatch v2).

@@ -1,7 +1,9 @@
 //! TxnOffsetCommit (28): a transactional producer commits its consumer's offsets as part of the
 //! transaction (`send_offsets_to_transaction`). Written to `__consumer_offsets` as the
 //! producer's transactional batch; OffsetFetch sees them once the COMMIT marker is written.
-//! Partitions of unknown topics are refused first, as in OffsetCommit.
+//! Partitions of unknown topics are refused first, as in OffsetCommit. The group's offsets
+//! partition must be in the transaction (KIP-890): verified for v0–v4 (AddOffsetsToTxn added
+//! it), added implicitly from v5 on (transaction version 2 clients skip AddOffsetsToTxn).
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use crate::broker::Broker;
 use crate::error::{self, ConnectionError};
 use crate::group::coordinator::OffsetToCommit;
 use crate::group::GroupError;
+use crate::txn::coordinator::state::TxnError;
 
 pub fn handle(
     broker: &Arc<Broker>,
@@ -68,9 +71,46 @@ pub fn handle(
     } else {
         ResponseError::InvalidProducerEpoch.code()
     };
+    let tv2 = ctx.api_version >= 5;
     let broker = broker.clone();
     Ok(later(ctx, async move {
         if to_commit.is_empty() {
+            return response;
+        }
+        let (pid, epoch) = (request.producer_id.0, request.producer_epoch);
+        let in_txn = if tv2 {
+            broker
+                .txns
+                .add_offsets(
+                    &broker,
+                    &request.transactional_id,
+                    pid,
+                    epoch,
+                    &request.group_id,
+                    true,
+                )
+                .await
+        } else {
+            broker
+                .txns
+                .verify_offsets(
+                    &broker,
+                    &request.transactional_id,
+                    pid,
+                    epoch,
+                    &request.group_id,
+                )
+                .await
+        };
+        if let Err(e) = in_txn {
+            let code = verification_code(e, tv2, fenced);
+            for t in &mut response.topics {
+                for p in &mut t.partitions {
+                    if p.error_code == error::NONE {
+                        p.error_code = code;
+                    }
+                }
+            }
             return response;
         }
         let results = broker
@@ -108,4 +148,19 @@ pub fn handle(
         }
         response
     }))
+}
+
+/// A failed check that the offsets partition is in the transaction, as the Java client's
+/// TxnOffsetCommit handler understands it: fenced epochs are fatal, a partition missing from the
+/// transaction is abortable (INVALID_TXN_STATE before v5), and a coordinator busy with another
+/// change of the transaction is retried (COORDINATOR_LOAD_IN_PROGRESS).
+fn verification_code(e: TxnError, tv2: bool, fenced: i16) -> i16 {
+    match e {
+        TxnError::ProducerFenced => fenced,
+        TxnError::TransactionAbortable if !tv2 => error::INVALID_TXN_STATE,
+        TxnError::ConcurrentTransactions | TxnError::CoordinatorLoadInProgress => {
+            ResponseError::CoordinatorLoadInProgress.code()
+        }
+        other => other.code(),
+    }
 }

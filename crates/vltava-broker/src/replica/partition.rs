@@ -66,6 +66,22 @@ impl Partition {
         Ok(info)
     }
 
+    /// [`Partition::append`] of a transactional producer's batch after KIP-890 verification
+    /// (`guard`: see [`vltava_log::Log::append_verified`]).
+    pub fn append_verified(
+        &self,
+        batches: &mut [u8],
+        now_ms: i64,
+        guard: Option<vltava_log::VerificationGuard>,
+    ) -> Result<AppendInfo, LogError> {
+        let info = self
+            .log
+            .append_verified(batches, self.leader_epoch(), now_ms, guard)?;
+        self.bytes_in.increment(batches.len() as u64);
+        self.appended.notify_waiters();
+        Ok(info)
+    }
+
     /// Reads committed data (below the high watermark) from `offset`.
     pub fn read(
         &self,

@@ -37,6 +37,11 @@ pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 /// already durable; the markers then complete in the background).
 const END_TXN_COMPLETION_WAIT: Duration = Duration::from_secs(2);
 
+/// How long an implicit add (transaction version 2) waits for a concurrent change of the same
+/// transaction before answering CONCURRENT_TRANSACTIONS: `IMPLICIT_ADD_WAITS` × `IMPLICIT_ADD_WAIT`.
+const IMPLICIT_ADD_WAIT: Duration = Duration::from_millis(2);
+const IMPLICIT_ADD_WAITS: u32 = 100;
+
 /// Transaction coordinator settings: Kafka's keys and defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnConfig {
@@ -52,6 +57,10 @@ pub struct TxnConfig {
     pub id_expiration_ms: i64,
     /// `transaction.remove.expired.transaction.cleanup.interval.ms` (3600000).
     pub remove_expired_interval_ms: u64,
+    /// `transaction.partition.verification.enable` (true): KIP-890 part 1 verification of
+    /// transactional produces from transaction version 1 clients (version 2 ones always add
+    /// their partitions through the coordinator).
+    pub partition_verification: bool,
 }
 
 impl Default for TxnConfig {
@@ -63,6 +72,7 @@ impl Default for TxnConfig {
             abort_check_interval_ms: 10_000,
             id_expiration_ms: 604_800_000,
             remove_expired_interval_ms: 3_600_000,
+            partition_verification: true,
         }
     }
 }
@@ -216,7 +226,8 @@ impl TransactionCoordinator {
         }
     }
 
-    /// AddPartitionsToTxn (and AddOffsetsToTxn with the group's offsets partition).
+    /// AddPartitionsToTxn (and AddOffsetsToTxn with the group's offsets partition); with `tv2`,
+    /// the implicit add of a transaction version 2 Produce or TxnOffsetCommit.
     pub async fn add_partitions(
         &self,
         broker: &Arc<Broker>,
@@ -224,21 +235,57 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[(String, i32)],
+        tv2: bool,
     ) -> Result<(), TxnError> {
         self.ensure_loaded(broker, self.partition_for(transactional_id), false)
             .await?;
-        let transit = {
-            let mut inner = self.lock();
-            let meta = inner
-                .txns
-                .get_mut(transactional_id)
-                .ok_or(TxnError::InvalidProducerIdMapping)?;
-            meta.prepare_add_partitions(producer_id, producer_epoch, partitions, now_ms())?
-        };
-        match transit {
-            Some(t) => self.write(broker, transactional_id, &t).await,
-            None => Ok(()),
+        let mut waited = 0;
+        loop {
+            let transit = {
+                let mut inner = self.lock();
+                let meta = inner
+                    .txns
+                    .get_mut(transactional_id)
+                    .ok_or(TxnError::InvalidProducerIdMapping)?;
+                meta.prepare_add_partitions(producer_id, producer_epoch, partitions, tv2, now_ms())
+            };
+            match transit {
+                Ok(Some(t)) => return self.write(broker, transactional_id, &t).await,
+                Ok(None) => return Ok(()),
+                // Implicit adds race each other (a version 2 producer's Produce requests and
+                // its TxnOffsetCommit in flight together): wait out the other add's write (one
+                // fsync) here rather than make the client back off and retry.
+                Err(TxnError::ConcurrentTransactions) if tv2 && waited < IMPLICIT_ADD_WAITS => {
+                    waited += 1;
+                    tokio::time::sleep(IMPLICIT_ADD_WAIT).await;
+                }
+                Err(e) => return Err(e),
+            }
         }
+    }
+
+    /// KIP-890 part 1: is `partition` in the producer's ongoing transaction? Asked by a
+    /// partition before it lets a transactional batch start a transaction there, so a zombie
+    /// (fenced epoch) or a late retry after the transaction ended cannot leave a hanging one.
+    pub async fn verify_partition(
+        &self,
+        broker: &Arc<Broker>,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partition: &(String, i32),
+    ) -> Result<(), TxnError> {
+        if transactional_id.is_empty() {
+            return Err(TxnError::InvalidRequest);
+        }
+        self.ensure_loaded(broker, self.partition_for(transactional_id), false)
+            .await?;
+        let inner = self.lock();
+        inner
+            .txns
+            .get(transactional_id)
+            .ok_or(TxnError::InvalidProducerIdMapping)?
+            .verify_partition(producer_id, producer_epoch, partition)
     }
 
     /// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the transaction.
@@ -249,6 +296,7 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         group_id: &str,
+        tv2: bool,
     ) -> Result<(), TxnError> {
         crate::group::store::ensure_topic(broker)
             .await
@@ -260,12 +308,38 @@ impl TransactionCoordinator {
             producer_id,
             producer_epoch,
             &[(OFFSETS_TOPIC.to_string(), partition)],
+            tv2,
+        )
+        .await
+    }
+
+    /// Verifies that the group's `__consumer_offsets` partition is in the transaction (a
+    /// TxnOffsetCommit from a transaction version 1 client, after its AddOffsetsToTxn).
+    pub async fn verify_offsets(
+        &self,
+        broker: &Arc<Broker>,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        group_id: &str,
+    ) -> Result<(), TxnError> {
+        let partition = (
+            OFFSETS_TOPIC.to_string(),
+            broker.groups.partition_for(group_id),
+        );
+        self.verify_partition(
+            broker,
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            &partition,
         )
         .await
     }
 
     /// EndTxn: writes PrepareCommit/PrepareAbort and answers; the markers and the Complete
-    /// state follow in the background (Kafka's transaction version 1).
+    /// state follow in the background. `tv2` (EndTxn v5+) bumps the epoch. Returns the producer
+    /// id and epoch the client continues with (EndTxn v5+ answers them).
     pub async fn end_txn(
         &self,
         broker: &Arc<Broker>,
@@ -273,27 +347,45 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
-    ) -> Result<(), TxnError> {
+        tv2: bool,
+    ) -> Result<(i64, i16), TxnError> {
         self.ensure_loaded(broker, self.partition_for(transactional_id), false)
             .await?;
-        let decision = {
-            let mut inner = self.lock();
-            let meta = inner
-                .txns
-                .get_mut(transactional_id)
-                .ok_or(TxnError::InvalidProducerIdMapping)?;
-            meta.prepare_end(producer_id, producer_epoch, commit, now_ms())?
-        };
-        match decision {
-            EndDecision::AlreadyDone => Ok(()),
-            EndDecision::Prepare(t) => {
-                self.write(broker, transactional_id, &t).await?;
-                let completion = self.spawn_completion(broker, transactional_id.to_string());
-                // The outcome is durable now; Kafka answers here. Waiting (bounded) for the
-                // markers too spares the client's next transaction a CONCURRENT_TRANSACTIONS
-                // retry (librdkafka backs off 20 ms or more), which costs more than the wait.
-                let _ = tokio::time::timeout(END_TXN_COMPLETION_WAIT, completion).await;
-                Ok(())
+        let mut new_producer_id = None;
+        loop {
+            let decision = {
+                let mut inner = self.lock();
+                let meta = inner
+                    .txns
+                    .get_mut(transactional_id)
+                    .ok_or(TxnError::InvalidProducerIdMapping)?;
+                let decision = if tv2 {
+                    meta.prepare_end_v2(
+                        producer_id,
+                        producer_epoch,
+                        commit,
+                        new_producer_id,
+                        now_ms(),
+                    )?
+                } else {
+                    meta.prepare_end(producer_id, producer_epoch, commit, now_ms())?
+                };
+                (decision, (meta.producer_id, meta.producer_epoch))
+            };
+            match decision {
+                (EndDecision::NeedProducerId, _) => {
+                    new_producer_id = Some(allocate(broker).await?);
+                }
+                (EndDecision::AlreadyDone, current) => return Ok(current),
+                (EndDecision::Prepare(t), _) => {
+                    self.write(broker, transactional_id, &t).await?;
+                    let completion = self.spawn_completion(broker, transactional_id.to_string());
+                    // The outcome is durable now; Kafka answers here. Waiting (bounded) for the
+                    // markers too spares the client's next transaction a CONCURRENT_TRANSACTIONS
+                    // retry (librdkafka backs off 20 ms or more), which costs more than the wait.
+                    let _ = tokio::time::timeout(END_TXN_COMPLETION_WAIT, completion).await;
+                    return Ok(t.continuing_producer());
+                }
             }
         }
     }

@@ -1,8 +1,9 @@
 //! Kafka's `__transaction_state` record schemas, by hand (kafka-protocol does not generate the
 //! coordinator's internal records): `TransactionLogKey` is an i16 record type (0) and the
-//! transactional id; `TransactionLogValue` is an i16 version and the metadata. Written as value
-//! version 0 (what Kafka writes for transaction version 1 clients); version 1 (flexible, tagged
-//! fields) is read too. A removed id is a tombstone (a null value).
+//! transactional id; `TransactionLogValue` is an i16 version and the metadata. Written as Kafka
+//! writes it: value version 0 for transaction version 1 clients, version 1 (flexible, with the
+//! tagged PreviousProducerId, NextProducerId and ClientTransactionVersion) for version 2 ones.
+//! A removed id is a tombstone (a null value).
 #![deny(clippy::indexing_slicing)]
 
 use std::collections::BTreeSet;
@@ -28,7 +29,10 @@ pub enum RecordError {
 }
 
 const KEY_TYPE: i16 = 0;
-const VALUE_VERSION: i16 = 0;
+/// TransactionLogValue's tagged fields (version 1+).
+const TAG_PREVIOUS_PRODUCER_ID: u64 = 0;
+const TAG_NEXT_PRODUCER_ID: u64 = 1;
+const TAG_CLIENT_TRANSACTION_VERSION: u64 = 2;
 
 fn put_string(buf: &mut Vec<u8>, s: &str) -> Result<(), RecordError> {
     let len = i16::try_from(s.len()).map_err(|_| RecordError::TooLong(s.len()))?;
@@ -53,9 +57,37 @@ pub fn decode_key(mut buf: &[u8]) -> Result<Option<String>, RecordError> {
     read_string(&mut buf, false).map(Some)
 }
 
+fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.put_u8((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    buf.put_u8(v as u8);
+}
+
+/// A string: i16 length (v0) or compact, unsigned varint length + 1 (v1).
+fn put_string_at(buf: &mut Vec<u8>, s: &str, compact: bool) -> Result<(), RecordError> {
+    if !compact {
+        return put_string(buf, s);
+    }
+    i16::try_from(s.len()).map_err(|_| RecordError::TooLong(s.len()))?;
+    put_uvarint(buf, s.len() as u64 + 1);
+    buf.put_slice(s.as_bytes());
+    Ok(())
+}
+
+fn put_len(buf: &mut Vec<u8>, len: usize, compact: bool) {
+    if compact {
+        put_uvarint(buf, len as u64 + 1);
+    } else {
+        buf.put_i32(len as i32);
+    }
+}
+
 pub fn encode_value(t: &Transit) -> Result<Vec<u8>, RecordError> {
+    let flexible = t.client_tv2;
     let mut buf = Vec::with_capacity(64);
-    buf.put_i16(VALUE_VERSION);
+    buf.put_i16(i16::from(flexible));
     buf.put_i64(t.producer_id);
     buf.put_i16(t.producer_epoch);
     buf.put_i32(t.timeout_ms);
@@ -67,16 +99,42 @@ pub fn encode_value(t: &Transit) -> Result<Vec<u8>, RecordError> {
             _ => by_topic.push((topic.as_str(), vec![*partition])),
         }
     }
-    buf.put_i32(by_topic.len() as i32);
+    put_len(&mut buf, by_topic.len(), flexible);
     for (topic, ids) in by_topic {
-        put_string(&mut buf, topic)?;
-        buf.put_i32(ids.len() as i32);
+        put_string_at(&mut buf, topic, flexible)?;
+        put_len(&mut buf, ids.len(), flexible);
         for id in ids {
             buf.put_i32(id);
+        }
+        if flexible {
+            put_uvarint(&mut buf, 0); // no tagged fields per topic
         }
     }
     buf.put_i64(t.last_update_timestamp_ms);
     buf.put_i64(t.start_timestamp_ms);
+    if flexible {
+        // Tagged fields in tag order; defaults (-1) are left out, as Kafka's writer does.
+        let mut tags: Vec<(u64, Vec<u8>)> = Vec::new();
+        if t.previous_producer_id != -1 {
+            tags.push((
+                TAG_PREVIOUS_PRODUCER_ID,
+                t.previous_producer_id.to_be_bytes().to_vec(),
+            ));
+        }
+        if t.next_producer_id != -1 {
+            tags.push((
+                TAG_NEXT_PRODUCER_ID,
+                t.next_producer_id.to_be_bytes().to_vec(),
+            ));
+        }
+        tags.push((TAG_CLIENT_TRANSACTION_VERSION, 2i16.to_be_bytes().to_vec()));
+        put_uvarint(&mut buf, tags.len() as u64);
+        for (tag, data) in tags {
+            put_uvarint(&mut buf, tag);
+            put_uvarint(&mut buf, data.len() as u64);
+            buf.put_slice(&data);
+        }
+    }
     Ok(buf)
 }
 
@@ -171,12 +229,13 @@ pub fn decode_value(mut buf: &[u8]) -> Result<Transit, RecordError> {
     }
     let last_update_timestamp_ms = buf.try_get_i64().map_err(truncated)?;
     let start_timestamp_ms = buf.try_get_i64().map_err(truncated)?;
-    let mut previous_producer_id = -1;
+    let (mut previous_producer_id, mut next_producer_id, mut client_version) = (-1, -1, 0);
     if flexible {
-        read_tags(buf, |tag, mut data| {
-            if tag == 0 {
-                previous_producer_id = data.try_get_i64().unwrap_or(-1);
-            }
+        read_tags(buf, |tag, mut data| match tag {
+            TAG_PREVIOUS_PRODUCER_ID => previous_producer_id = data.try_get_i64().unwrap_or(-1),
+            TAG_NEXT_PRODUCER_ID => next_producer_id = data.try_get_i64().unwrap_or(-1),
+            TAG_CLIENT_TRANSACTION_VERSION => client_version = data.try_get_i16().unwrap_or(0),
+            _ => {}
         })?;
     }
     Ok(Transit {
@@ -189,6 +248,8 @@ pub fn decode_value(mut buf: &[u8]) -> Result<Transit, RecordError> {
         partitions,
         start_timestamp_ms,
         last_update_timestamp_ms,
+        next_producer_id,
+        client_tv2: client_version >= 2,
     })
 }
 
@@ -210,6 +271,8 @@ mod tests {
                 .collect(),
             start_timestamp_ms: 1_700_000_000_000,
             last_update_timestamp_ms: 1_700_000_000_123,
+            next_producer_id: -1,
+            client_tv2: false,
         }
     }
 
@@ -265,6 +328,20 @@ mod tests {
         assert_eq!(t.state, TxnState::CompleteCommit);
         assert!(t.partitions.contains(&("x".to_string(), 9)));
         assert_eq!((t.last_update_timestamp_ms, t.start_timestamp_ms), (11, 10));
+    }
+
+    #[test]
+    fn a_version_2_value_is_written_flexible_and_read_back() {
+        let mut t = transit();
+        t.client_tv2 = true;
+        t.previous_producer_id = 3;
+        t.next_producer_id = 9;
+        let v = encode_value(&t).unwrap();
+        assert_eq!(&v[..2], &[0, 1], "value version 1");
+        assert_eq!(decode_value(&v).unwrap(), t);
+        t.previous_producer_id = -1;
+        t.next_producer_id = -1;
+        assert_eq!(decode_value(&encode_value(&t).unwrap()).unwrap(), t);
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! One transactional id's state machine, without I/O: Kafka's `TransactionMetadata` and the
-//! decisions of `TransactionCoordinator` (transaction version 1, the protocol librdkafka and
-//! Java clients speak when the broker advertises no `transaction.version` feature).
+//! decisions of `TransactionCoordinator`. Both transaction versions are served, chosen per
+//! request as Kafka does: version 1 (librdkafka, older clients: partitions added by
+//! AddPartitionsToTxn, the epoch stays across transactions) and version 2 (KIP-890 part 2, the
+//! Java client when `transaction.version` is finalized at 2: EndTxn v5+ bumps the epoch at the
+//! end of every transaction, partitions join implicitly through Produce v12+ and TxnOffsetCommit
+//! v5+). Version 2's EndTxn rules are in [`epoch_bump`].
 //!
 //! A change is made in two steps, as in Kafka: `prepare_*` checks the request and returns a
 //! [`Transit`] (the metadata as it will be) and marks it pending; the caller writes the transit to
@@ -11,6 +15,8 @@
 use std::collections::BTreeSet;
 
 use kafka_protocol::ResponseError;
+
+mod epoch_bump;
 
 /// `RecordBatch.NO_PRODUCER_EPOCH`.
 pub const NO_PRODUCER_EPOCH: i16 = -1;
@@ -94,7 +100,14 @@ impl TxnState {
             Empty => &[Empty, CompleteCommit, CompleteAbort],
             Ongoing => &[Ongoing, Empty, CompleteCommit, CompleteAbort],
             PrepareCommit => &[Ongoing],
-            PrepareAbort => &[Ongoing, PrepareEpochFence],
+            // Transaction version 2 may abort with no partitions added (KIP-890).
+            PrepareAbort => &[
+                Ongoing,
+                PrepareEpochFence,
+                Empty,
+                CompleteCommit,
+                CompleteAbort,
+            ],
             CompleteCommit => &[PrepareCommit],
             CompleteAbort => &[PrepareAbort],
             Dead => &[Empty, CompleteAbort, CompleteCommit],
@@ -126,6 +139,10 @@ pub enum TxnError {
     InvalidRequest,
     #[error("unknown transactional id")]
     TransactionalIdNotFound,
+    /// A partition written to is not in the transaction (KIP-890 verification): the client
+    /// must abort.
+    #[error("the partition is not part of the transaction")]
+    TransactionAbortable,
 }
 
 impl TxnError {
@@ -141,6 +158,7 @@ impl TxnError {
             TxnError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress.code(),
             TxnError::InvalidRequest => ResponseError::InvalidRequest.code(),
             TxnError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound.code(),
+            TxnError::TransactionAbortable => ResponseError::TransactionAbortable.code(),
         }
     }
 
@@ -167,6 +185,11 @@ pub struct Transit {
     pub partitions: BTreeSet<(String, i32)>,
     pub start_timestamp_ms: i64,
     pub last_update_timestamp_ms: i64,
+    /// The producer id the client continues with after a version 2 transaction whose end
+    /// exhausted the epoch (-1 otherwise).
+    pub next_producer_id: i64,
+    /// The client speaks transaction version 2 (Kafka's `clientTransactionVersion`).
+    pub client_tv2: bool,
 }
 
 /// One transactional id (Kafka's `TransactionMetadata`).
@@ -185,6 +208,8 @@ pub struct TxnMetadata {
     pub partitions: BTreeSet<(String, i32)>,
     pub start_timestamp_ms: i64,
     pub last_update_timestamp_ms: i64,
+    pub next_producer_id: i64,
+    pub client_tv2: bool,
     pub pending: Option<Transit>,
 }
 
@@ -207,6 +232,20 @@ pub enum EndDecision {
     Prepare(Transit),
     /// A retry of an EndTxn that already completed: answer success.
     AlreadyDone,
+    /// Version 2: the epoch bump would exhaust the epoch; call again with a new producer id.
+    NeedProducerId,
+}
+
+impl Transit {
+    /// The producer id and epoch the client goes on with once this transit is written (what
+    /// EndTxn v5+ answers): a version 2 end bumps the epoch, or moves to the next producer id.
+    pub fn continuing_producer(&self) -> (i64, i16) {
+        if self.client_tv2 && self.next_producer_id >= 0 {
+            (self.next_producer_id, 0)
+        } else {
+            (self.producer_id, self.producer_epoch)
+        }
+    }
 }
 
 /// Whether an epoch has no successor (`TransactionMetadata.isEpochExhausted`).
@@ -228,6 +267,8 @@ impl TxnMetadata {
             partitions: BTreeSet::new(),
             start_timestamp_ms: -1,
             last_update_timestamp_ms: now_ms,
+            next_producer_id: NO_PRODUCER_ID,
+            client_tv2: false,
             pending: None,
         }
     }
@@ -250,6 +291,8 @@ impl TxnMetadata {
             partitions: self.partitions.clone(),
             start_timestamp_ms: self.start_timestamp_ms,
             last_update_timestamp_ms: self.last_update_timestamp_ms,
+            next_producer_id: self.next_producer_id,
+            client_tv2: self.client_tv2,
         }
     }
 
@@ -263,6 +306,8 @@ impl TxnMetadata {
         self.partitions = t.partitions;
         self.start_timestamp_ms = t.start_timestamp_ms;
         self.last_update_timestamp_ms = t.last_update_timestamp_ms;
+        self.next_producer_id = t.next_producer_id;
+        self.client_tv2 = t.client_tv2;
     }
 
     /// Marks `t` pending after checking the state change is one Kafka allows.
@@ -406,13 +451,15 @@ impl TxnMetadata {
         Ok(())
     }
 
-    /// AddPartitionsToTxn / AddOffsetsToTxn: `None` when every partition is already in the
-    /// ongoing transaction (nothing to write).
+    /// AddPartitionsToTxn / AddOffsetsToTxn, and the implicit adds of transaction version 2
+    /// (`tv2`): `None` when every partition is already in the ongoing transaction (nothing to
+    /// write).
     pub fn prepare_add_partitions(
         &mut self,
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[(String, i32)],
+        tv2: bool,
         now_ms: i64,
     ) -> Result<Option<Transit>, TxnError> {
         self.check_producer(producer_id, producer_epoch)?;
@@ -437,10 +484,31 @@ impl TxnMetadata {
         t.partitions.extend(partitions.iter().cloned());
         t.state = TxnState::Ongoing;
         t.last_update_timestamp_ms = now_ms;
+        t.client_tv2 = tv2;
         self.begin(t).map(Some)
     }
 
-    /// EndTxn from the client (`handleEndTransaction`, transaction version 1).
+    /// KIP-890 verification of a partition a transactional Produce writes to
+    /// (`handleVerifyPartitionsInTransaction`): the producer must be the current one and the
+    /// partition in its ongoing transaction (else TRANSACTION_ABORTABLE). A pending transit is
+    /// not checked, as in Kafka: the log's verification guard catches a marker in between.
+    pub fn verify_partition(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        partition: &(String, i32),
+    ) -> Result<(), TxnError> {
+        self.check_producer(producer_id, producer_epoch)?;
+        match self.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                Err(TxnError::ConcurrentTransactions)
+            }
+            _ if self.partitions.contains(partition) => Ok(()),
+            _ => Err(TxnError::TransactionAbortable),
+        }
+    }
+
+    /// EndTxn from a transaction version 1 client (`endTransactionWithTV1`).
     pub fn prepare_end(
         &mut self,
         producer_id: i64,
@@ -503,6 +571,7 @@ impl TxnMetadata {
     }
 
     /// After the markers of a PrepareCommit/PrepareAbort are written: CompleteCommit/Abort.
+    /// A version 2 end that exhausted the epoch moves to its next producer id here.
     pub fn prepare_complete(&mut self, now_ms: i64) -> Result<Transit, TxnError> {
         let state = match self.state {
             TxnState::PrepareCommit => TxnState::CompleteCommit,
@@ -513,6 +582,12 @@ impl TxnMetadata {
         t.state = state;
         t.partitions.clear();
         t.last_update_timestamp_ms = now_ms;
+        if t.client_tv2 && t.next_producer_id >= 0 {
+            t.previous_producer_id = t.producer_id;
+            t.producer_id = t.next_producer_id;
+            t.producer_epoch = 0;
+            t.next_producer_id = NO_PRODUCER_ID;
+        }
         self.begin(t)
     }
 

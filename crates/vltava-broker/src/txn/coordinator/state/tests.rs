@@ -18,7 +18,7 @@ fn init(m: &mut TxnMetadata, expected: Option<(i64, i16)>, now: i64) -> Transit 
 fn add(m: &mut TxnMetadata, parts: &[(&str, i32)], now: i64) -> Option<Transit> {
     let parts: Vec<(String, i32)> = parts.iter().map(|(t, p)| (t.to_string(), *p)).collect();
     let t = m
-        .prepare_add_partitions(m.producer_id, m.producer_epoch, &parts, now)
+        .prepare_add_partitions(m.producer_id, m.producer_epoch, &parts, false, now)
         .unwrap();
     if let Some(t) = &t {
         assert!(m.complete(t));
@@ -32,7 +32,7 @@ fn end(m: &mut TxnMetadata, commit: bool, now: i64) {
         .unwrap()
     {
         EndDecision::Prepare(t) => assert!(m.complete(&t)),
-        EndDecision::AlreadyDone => panic!("not done yet"),
+        other => panic!("not done yet: {other:?}"),
     }
     let t = m.prepare_complete(now).unwrap();
     assert!(m.complete(&t));
@@ -115,11 +115,11 @@ fn wrong_producer_id_or_epoch_is_refused() {
     init(&mut m, None, 2); // epoch 1
     let parts = vec![("a".to_string(), 0)];
     assert_eq!(
-        m.prepare_add_partitions(999, 1, &parts, 3),
+        m.prepare_add_partitions(999, 1, &parts, false, 3),
         Err(TxnError::InvalidProducerIdMapping)
     );
     assert_eq!(
-        m.prepare_add_partitions(1000, 0, &parts, 3),
+        m.prepare_add_partitions(1000, 0, &parts, false, 3),
         Err(TxnError::ProducerFenced)
     );
     assert_eq!(
@@ -136,11 +136,11 @@ fn a_pending_write_makes_everything_else_wait() {
     init(&mut m, None, 1);
     let parts = vec![("a".to_string(), 0)];
     let t = m
-        .prepare_add_partitions(1000, 0, &parts, 2)
+        .prepare_add_partitions(1000, 0, &parts, false, 2)
         .unwrap()
         .unwrap();
     assert_eq!(
-        m.prepare_add_partitions(1000, 0, &parts, 2),
+        m.prepare_add_partitions(1000, 0, &parts, false, 2),
         Err(TxnError::ConcurrentTransactions)
     );
     assert_eq!(
@@ -241,7 +241,7 @@ fn a_transaction_past_its_timeout_is_aborted_with_a_bumped_epoch() {
     assert!(m.complete(&t));
     assert!(!m.timed_out(5000));
     assert_eq!(
-        m.prepare_add_partitions(1000, 0, &[("a".into(), 0)], 5000),
+        m.prepare_add_partitions(1000, 0, &[("a".into(), 0)], false, 5000),
         Err(TxnError::ProducerFenced)
     );
     let done = m.prepare_complete(5001).unwrap();
@@ -283,4 +283,160 @@ fn state_ids_and_names_round_trip() {
     }
     assert_eq!(TxnState::from_id(8), None);
     assert_eq!(TxnState::from_name("ongoing"), None);
+}
+
+/// Transaction version 2: AddPartitions (implicit) then EndTxn v5 through to Complete*.
+fn end_v2(m: &mut TxnMetadata, epoch: i16, commit: bool, now: i64) -> Transit {
+    let t = match m
+        .prepare_end_v2(m.producer_id, epoch, commit, None, now)
+        .unwrap()
+    {
+        EndDecision::Prepare(t) => t,
+        other => panic!("expected a prepare, got {other:?}"),
+    };
+    assert!(m.complete(&t));
+    let done = m.prepare_complete(now).unwrap();
+    assert!(m.complete(&done));
+    t
+}
+
+fn add_v2(m: &mut TxnMetadata, parts: &[(&str, i32)], now: i64) {
+    let parts: Vec<(String, i32)> = parts.iter().map(|(t, p)| (t.to_string(), *p)).collect();
+    if let Some(t) = m
+        .prepare_add_partitions(m.producer_id, m.producer_epoch, &parts, true, now)
+        .unwrap()
+    {
+        assert!(m.complete(&t));
+    }
+}
+
+#[test]
+fn version_2_bumps_the_epoch_at_every_end_and_fences_the_old_one() {
+    let mut m = fresh();
+    init(&mut m, None, 1); // epoch 0
+    add_v2(&mut m, &[("a", 0)], 2);
+    let t = end_v2(&mut m, 0, true, 3);
+    assert_eq!((t.producer_epoch, t.last_producer_epoch), (1, 0));
+    assert_eq!(t.continuing_producer(), (1000, 1));
+    assert_eq!(m.state, TxnState::CompleteCommit);
+    assert!(m.client_tv2);
+    // The client lost the answer and retries with the epoch it had: success, no second bump.
+    assert_eq!(
+        m.prepare_end_v2(1000, 0, true, None, 4),
+        Ok(EndDecision::AlreadyDone)
+    );
+    assert_eq!(m.producer_epoch, 1);
+    // The next transaction runs at epoch 1; the old epoch can neither add nor end it.
+    add_v2(&mut m, &[("b", 0)], 5);
+    assert_eq!(
+        m.prepare_add_partitions(1000, 0, &[("c".into(), 0)], true, 6),
+        Err(TxnError::ProducerFenced)
+    );
+    assert_eq!(
+        m.prepare_end_v2(1000, 0, false, None, 6),
+        Err(TxnError::ProducerFenced)
+    );
+    let t = end_v2(&mut m, 1, false, 7);
+    assert_eq!(t.producer_epoch, 2);
+    assert_eq!(m.state, TxnState::CompleteAbort);
+}
+
+#[test]
+fn version_2_aborts_without_partitions_but_refuses_such_a_commit() {
+    let mut m = fresh();
+    init(&mut m, None, 1);
+    assert_eq!(
+        m.prepare_end_v2(1000, 0, true, None, 2),
+        Err(TxnError::InvalidTxnState)
+    );
+    let t = end_v2(&mut m, 0, false, 3);
+    assert_eq!(t.state, TxnState::PrepareAbort);
+    assert_eq!(t.start_timestamp_ms, 3);
+    assert!(t.partitions.is_empty());
+    // A retry of that abort is answered; a commit retry of it is not.
+    assert_eq!(
+        m.prepare_end_v2(1000, 0, false, None, 4),
+        Ok(EndDecision::AlreadyDone)
+    );
+    assert_eq!(
+        m.prepare_end_v2(1000, 0, true, None, 4),
+        Err(TxnError::InvalidTxnState)
+    );
+    // While the markers are written the retry waits.
+    add_v2(&mut m, &[("a", 0)], 5);
+    let t = match m.prepare_end_v2(1000, 1, true, None, 6).unwrap() {
+        EndDecision::Prepare(t) => t,
+        other => panic!("{other:?}"),
+    };
+    assert!(m.complete(&t));
+    assert_eq!(
+        m.prepare_end_v2(1000, 1, true, None, 7),
+        Err(TxnError::ConcurrentTransactions)
+    );
+}
+
+#[test]
+fn version_2_moves_to_a_new_producer_id_when_the_bump_exhausts_the_epoch() {
+    let mut m = fresh();
+    init(&mut m, None, 1);
+    m.producer_epoch = i16::MAX - 1;
+    add_v2(&mut m, &[("a", 0)], 2);
+    assert_eq!(
+        m.prepare_end_v2(1000, i16::MAX - 1, true, None, 3),
+        Ok(EndDecision::NeedProducerId)
+    );
+    let t = match m
+        .prepare_end_v2(1000, i16::MAX - 1, true, Some(2000), 3)
+        .unwrap()
+    {
+        EndDecision::Prepare(t) => t,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(t.continuing_producer(), (2000, 0));
+    assert!(m.complete(&t));
+    let done = m.prepare_complete(4).unwrap();
+    assert!(m.complete(&done));
+    assert_eq!((m.producer_id, m.producer_epoch), (2000, 0));
+    assert_eq!(m.previous_producer_id, 1000);
+    // A retry from the old id's last epoch is recognised.
+    assert_eq!(
+        m.prepare_end_v2(1000, i16::MAX - 1, true, None, 5),
+        Ok(EndDecision::AlreadyDone)
+    );
+}
+
+#[test]
+fn verification_accepts_only_partitions_of_the_current_producers_open_transaction() {
+    let mut m = fresh();
+    init(&mut m, None, 1);
+    init(&mut m, None, 2); // epoch 1
+    let a = ("a".to_string(), 0);
+    assert_eq!(
+        m.verify_partition(1000, 1, &a),
+        Err(TxnError::TransactionAbortable)
+    );
+    add(&mut m, &[("a", 0)], 3);
+    assert_eq!(m.verify_partition(1000, 1, &a), Ok(()));
+    assert_eq!(
+        m.verify_partition(1000, 0, &a),
+        Err(TxnError::ProducerFenced),
+        "a zombie"
+    );
+    assert_eq!(
+        m.verify_partition(7, 1, &a),
+        Err(TxnError::InvalidProducerIdMapping)
+    );
+    assert_eq!(
+        m.verify_partition(1000, 1, &("b".to_string(), 0)),
+        Err(TxnError::TransactionAbortable)
+    );
+    let t = match m.prepare_end(1000, 1, true, 4).unwrap() {
+        EndDecision::Prepare(t) => t,
+        other => panic!("{other:?}"),
+    };
+    assert!(m.complete(&t));
+    assert_eq!(
+        m.verify_partition(1000, 1, &a),
+        Err(TxnError::ConcurrentTransactions)
+    );
 }
