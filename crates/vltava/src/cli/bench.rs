@@ -185,6 +185,14 @@ struct Shared {
     producers_done: AtomicBool,
     /// Set to stop every thread early (an error elsewhere).
     abort: AtomicBool,
+    /// When the first record arrived at any consumer: read throughput is measured from here,
+    /// so connecting, metadata and the offset lookup count as start-up, not as reading (as
+    /// Kafka's ConsumerPerformance leaves the group join out of its fetch rate).
+    first_record: std::sync::OnceLock<Instant>,
+    /// Nanoseconds from `first_record` to the latest record read: the read ends there, not
+    /// when the consumer learns it is at the end (an empty fetch the broker holds for
+    /// `fetch.wait.max.ms`, 500 ms by default, on every broker).
+    last_record_nanos: AtomicU64,
     first_error: Mutex<Option<String>>,
 }
 
@@ -598,6 +606,8 @@ fn run_consumer(plan: ConsumerPlan, shared: &Shared) -> Histogram<u64> {
     let mut latency = histogram();
     let mut at_end = std::collections::HashSet::new();
     let mut last_record = Instant::now();
+    // Since the first record of any consumer, when this one read its last.
+    let mut read_until = Duration::ZERO;
     loop {
         if shared.abort.load(Ordering::Relaxed)
             || plan.deadline.is_some_and(|d| Instant::now() >= d)
@@ -619,9 +629,11 @@ fn run_consumer(plan: ConsumerPlan, shared: &Shared) -> Histogram<u64> {
             None => {}
             Some(Ok(message)) => {
                 let received = unix_nanos();
+                last_record = Instant::now();
+                let first = *shared.first_record.get_or_init(|| last_record);
+                read_until = last_record.saturating_duration_since(first);
                 let value = message.payload().unwrap_or_default();
                 at_end.remove(&message.partition());
-                last_record = Instant::now();
                 if plan.stamped && value.len() >= STAMP {
                     let mut stamp = [0u8; STAMP];
                     stamp.copy_from_slice(&value[..STAMP]);
@@ -659,6 +671,9 @@ fn run_consumer(plan: ConsumerPlan, shared: &Shared) -> Histogram<u64> {
             break;
         }
     }
+    shared
+        .last_record_nanos
+        .fetch_max(read_until.as_nanos() as u64, Ordering::Relaxed);
     latency
 }
 
@@ -765,6 +780,8 @@ struct Summary {
     bytes: u64,
     seconds: f64,
     latency: Option<(&'static str, Histogram<u64>)>,
+    /// Time from the start to the first record (consumers), not part of `seconds`.
+    startup_ms: Option<f64>,
 }
 
 impl Summary {
@@ -786,6 +803,11 @@ impl Summary {
             self.records_per_s(),
             self.mib_per_s()
         );
+        if let Some(startup) = self.startup_ms {
+            out.push_str(&format!(
+                "first record after {startup:.0} ms (connect, metadata, offsets; not in the rate)\n"
+            ));
+        }
         if let Some((label, h)) = &self.latency {
             if h.is_empty() {
                 out.push_str(&format!("{label} latency: no samples\n"));
@@ -813,8 +835,11 @@ impl Summary {
             ),
             _ => "null".to_string(),
         };
+        let startup = self
+            .startup_ms
+            .map_or("null".to_string(), |ms| format!("{ms:.1}"));
         format!(
-            "\"{}\":{{\"records\":{},\"bytes\":{},\"seconds\":{:.3},\"records_per_s\":{:.1},\"mib_per_s\":{:.3},\"latency\":{latency}}}",
+            "\"{}\":{{\"records\":{},\"bytes\":{},\"seconds\":{:.3},\"records_per_s\":{:.1},\"mib_per_s\":{:.3},\"startup_ms\":{startup},\"latency\":{latency}}}",
             self.what,
             self.records,
             self.bytes,
@@ -884,6 +909,7 @@ fn produce(b: ProduceBench) -> anyhow::Result<()> {
         bytes: shared.acked_bytes.load(Ordering::Relaxed),
         seconds,
         latency: Some(("send-to-ack", latency)),
+        startup_ms: None,
     };
     report(common, &[summary], &shared)
 }
@@ -917,15 +943,22 @@ fn consume(b: ConsumeBench) -> anyhow::Result<()> {
             shared.consumed_bytes.load(Ordering::Relaxed),
         )
     })?;
-    let seconds = started.elapsed().as_secs_f64();
+    let ended = Instant::now();
     progress.finish();
     let consumed = shared.consumed.load(Ordering::Relaxed);
+    let first = shared.first_record.get().copied();
     let summary = Summary {
         what: "consumed",
         records: consumed,
         bytes: shared.consumed_bytes.load(Ordering::Relaxed),
-        seconds,
+        seconds: match first {
+            Some(_) => {
+                Duration::from_nanos(shared.last_record_nanos.load(Ordering::Relaxed)).as_secs_f64()
+            }
+            None => (ended - started).as_secs_f64(),
+        },
         latency: None,
+        startup_ms: first.map(|f| (f - started).as_secs_f64() * 1e3),
     };
     if let Some(n) = records {
         if consumed < n && shared.error().is_none() {
@@ -1000,6 +1033,7 @@ fn e2e(b: E2eBench) -> anyhow::Result<()> {
             bytes: shared.acked_bytes.load(Ordering::Relaxed),
             seconds: produce_seconds,
             latency: Some(("send-to-ack", ack_latency)),
+            startup_ms: None,
         },
         Summary {
             what: "consumed",
@@ -1007,6 +1041,7 @@ fn e2e(b: E2eBench) -> anyhow::Result<()> {
             bytes: shared.consumed_bytes.load(Ordering::Relaxed),
             seconds,
             latency: Some(("end-to-end", e2e_latency)),
+            startup_ms: None,
         },
     ];
     report(common, &summaries, &shared)
