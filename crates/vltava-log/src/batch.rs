@@ -128,15 +128,7 @@ impl BatchHeader {
     /// The checks a header alone allows: magic, a length that covers the header, a sane offset
     /// range and record count. `position` is only for the error message.
     pub fn check_shape(&self, position: usize) -> Result<()> {
-        if self.magic != MAGIC_V2 {
-            return Err(LogError::invalid(
-                position,
-                format!(
-                    "unsupported magic {} (only v2 batches are accepted)",
-                    self.magic
-                ),
-            ));
-        }
+        check_magic(self.magic, position)?;
         if (self.batch_length as i64) < (HEADER_SIZE - LOG_OVERHEAD) as i64 {
             return Err(LogError::corrupt(
                 position,
@@ -170,8 +162,15 @@ pub fn compute_crc(batch: &[u8]) -> u32 {
 
 /// Validates one complete batch (exactly its bytes): shape and CRC.
 pub fn validate(batch: &[u8], position: usize) -> Result<BatchHeader> {
-    let header = BatchHeader::parse(batch)
-        .ok_or_else(|| LogError::corrupt(position, "truncated batch header"))?;
+    let Some(header) = BatchHeader::parse(batch) else {
+        // Kafka reads the magic first: a short legacy message set is INVALID_RECORD, a short v2
+        // batch fails `DefaultRecordBatch.isValid` (CORRUPT_MESSAGE).
+        check_magic(batch.get(MAGIC).map_or(-1, |&m| m as i8), position)?;
+        return Err(LogError::corrupt(
+            position,
+            format!("{} bytes are shorter than a v2 batch header", batch.len()),
+        ));
+    };
     header.check_shape(position)?;
     if header.size() != batch.len() {
         return Err(LogError::corrupt(
@@ -196,35 +195,111 @@ pub fn validate(batch: &[u8], position: usize) -> Result<BatchHeader> {
     Ok(header)
 }
 
+/// Kafka's `LegacyRecord.RECORD_OVERHEAD_V0`: the smallest `batchLength` of any message format.
+/// Kafka's batch iterator (`ByteBufferLogInputStream.nextBatch`) calls a shorter length corrupt
+/// before it looks at anything else.
+const MIN_BATCH_LENGTH: i32 = 14;
+
+/// Magic bytes Kafka's iterator knows (0, 1 and 2); anything else is corrupt framing.
+const MAX_KNOWN_MAGIC: i8 = MAGIC_V2;
+
+/// Kafka's classification of a magic byte: outside 0..=2 the bytes are not a batch of any format
+/// (`ByteBufferLogInputStream`: CorruptRecordException, CORRUPT_MESSAGE); 0 and 1 are legacy
+/// message sets, which Produce v3+ may not carry (`ProduceRequest.validateRecords`:
+/// InvalidRecordException, INVALID_RECORD).
+fn check_magic(magic: i8, position: usize) -> Result<()> {
+    if !(0..=MAX_KNOWN_MAGIC).contains(&magic) {
+        return Err(LogError::corrupt(
+            position,
+            format!("invalid magic {magic}"),
+        ));
+    }
+    if magic != MAGIC_V2 {
+        return Err(LogError::invalid(
+            position,
+            format!("unsupported magic {magic} (only v2 batches are accepted)"),
+        ));
+    }
+    Ok(())
+}
+
+/// The next complete batch at the front of `rest` as Kafka's batch iterator frames it
+/// (`ByteBufferLogInputStream.nextBatch`): `None` when `rest` holds no complete batch (fewer than
+/// 12 bytes, or fewer than its `batchLength` declares: the iterator simply ends there), a
+/// CORRUPT_MESSAGE when the length is below any format's minimum or the magic is unknown.
+/// Nothing past the length and magic is checked here.
+fn next_batch(rest: &[u8], position: usize) -> Result<Option<&[u8]>> {
+    let Some(length) = rest.get(BATCH_LENGTH..LOG_OVERHEAD) else {
+        return Ok(None);
+    };
+    let length = be_i32(length, 0);
+    if length < MIN_BATCH_LENGTH {
+        return Err(LogError::corrupt(
+            position,
+            format!(
+                "batch length {length} is less than the minimum record overhead {MIN_BATCH_LENGTH}"
+            ),
+        ));
+    }
+    let Some(batch) = rest.get(..LOG_OVERHEAD + length as usize) else {
+        return Ok(None);
+    };
+    // MIN_BATCH_LENGTH covers the magic byte.
+    let magic = batch.get(MAGIC).map_or(-1, |&m| m as i8);
+    if !(0..=MAX_KNOWN_MAGIC).contains(&magic) {
+        return Err(LogError::corrupt(
+            position,
+            format!("invalid magic {magic}"),
+        ));
+    }
+    Ok(Some(batch))
+}
+
+/// Kafka's `ProduceRequest.validateRecords` for Produce v3+, which the broker applies to each
+/// partition's records before the log sees them: at least one complete batch, of magic 2, and no
+/// second complete batch. Bytes after the first batch that do not form a complete batch are not
+/// looked at here (Kafka's iterator ends there); the log rejects them.
+pub fn check_produce_framing(bytes: &[u8]) -> Result<()> {
+    let first = next_batch(bytes, 0)?.ok_or_else(|| {
+        LogError::invalid(
+            0,
+            format!("{} bytes hold no complete record batch", bytes.len()),
+        )
+    })?;
+    check_magic(first.get(MAGIC).map_or(-1, |&m| m as i8), 0)?;
+    let rest = bytes.get(first.len()..).unwrap_or_default();
+    if next_batch(rest, first.len())?.is_some() {
+        return Err(LogError::invalid(
+            first.len(),
+            "a produce carries more than one batch for one partition; v2 allows one",
+        ));
+    }
+    Ok(())
+}
+
 /// Splits a buffer of concatenated batches into `(position, header)`, validating each
-/// completely. Fails on the first bad batch; a buffer with no batch is invalid (Kafka:
-/// "no batches").
+/// completely. Fails on the first bad batch; a buffer with no complete batch is invalid (Kafka:
+/// "no batches"), and so are bytes after the last batch that do not form one (Kafka's iterator
+/// would drop them; the log refuses to store what it cannot frame).
 pub fn validate_all(bytes: &[u8]) -> Result<Vec<(usize, BatchHeader)>> {
     let mut out = Vec::new();
     let mut position = 0usize;
     while position < bytes.len() {
         let rest = bytes.get(position..).unwrap_or_default();
-        let header = BatchHeader::parse(rest).ok_or_else(|| {
-            LogError::corrupt(
-                position,
-                format!("{} trailing bytes are not a batch header", rest.len()),
-            )
-        })?;
-        header.check_shape(position)?;
-        let size = header.size();
-        let batch = rest.get(..size).ok_or_else(|| {
-            LogError::corrupt(
-                position,
-                format!(
+        let Some(batch) = next_batch(rest, position)? else {
+            let reason = match BatchHeader::parse(rest) {
+                Some(header) => format!(
                     "batch declares {} bytes but only {} remain",
-                    size,
+                    header.size(),
                     rest.len()
                 ),
-            )
-        })?;
+                None => format!("{} trailing bytes are not a record batch", rest.len()),
+            };
+            return Err(LogError::invalid(position, reason));
+        };
         let header = validate(batch, position)?;
         out.push((position, header));
-        position += size;
+        position += batch.len();
     }
     if out.is_empty() {
         return Err(LogError::invalid(0, "append contains no record batches"));
@@ -400,13 +475,136 @@ mod tests {
     }
 
     #[test]
-    fn wrong_magic_is_an_invalid_record() {
+    fn legacy_magic_is_an_invalid_record() {
         let mut batch = build_test_batch(5, &[b"hello"]);
         batch[MAGIC] = 1;
         assert_eq!(
             validate_all(&batch).expect_err("magic").kafka_error_code(),
             87
         );
+        assert_eq!(
+            check_produce_framing(&batch)
+                .expect_err("magic")
+                .kafka_error_code(),
+            87
+        );
+    }
+
+    #[test]
+    fn unknown_magic_is_corrupt_as_kafkas_batch_iterator_says() {
+        for magic in [3u8, 0x80] {
+            let mut batch = build_test_batch(5, &[b"hello"]);
+            batch[MAGIC] = magic;
+            assert_eq!(
+                validate_all(&batch).expect_err("magic").kafka_error_code(),
+                2
+            );
+            assert_eq!(
+                check_produce_framing(&batch)
+                    .expect_err("magic")
+                    .kafka_error_code(),
+                2
+            );
+        }
+    }
+
+    /// A magic-1 message set of one message is shorter than a v2 header: still the magic
+    /// decides (INVALID_RECORD), as in Kafka, not the length.
+    #[test]
+    fn a_short_legacy_message_set_is_an_invalid_record() {
+        let mut set = 0i64.to_be_bytes().to_vec();
+        set.extend_from_slice(&23i32.to_be_bytes());
+        set.extend_from_slice(&[0; 4]); // crc
+        set.push(1); // magic
+        set.extend_from_slice(&[0; 18]);
+        assert_eq!(
+            check_produce_framing(&set)
+                .expect_err("v1")
+                .kafka_error_code(),
+            87
+        );
+        assert_eq!(validate_all(&set).expect_err("v1").kafka_error_code(), 87);
+    }
+
+    #[test]
+    fn a_batch_cut_short_or_overlong_holds_no_batch_and_is_an_invalid_record() {
+        let batch = build_test_batch(5, &[b"hello", b"world"]);
+        let cut = &batch[..batch.len() - 5];
+        assert_eq!(
+            check_produce_framing(cut)
+                .expect_err("cut")
+                .kafka_error_code(),
+            87
+        );
+        assert_eq!(validate_all(cut).expect_err("cut").kafka_error_code(), 87);
+        let mut long = batch.clone();
+        let declared = i32::from_be_bytes(long[8..12].try_into().expect("4 bytes")) + 100;
+        long[8..12].copy_from_slice(&declared.to_be_bytes());
+        assert_eq!(
+            check_produce_framing(&long)
+                .expect_err("long")
+                .kafka_error_code(),
+            87
+        );
+        assert_eq!(
+            validate_all(&long).expect_err("long").kafka_error_code(),
+            87
+        );
+    }
+
+    #[test]
+    fn a_length_below_any_format_minimum_is_corrupt() {
+        let mut batch = build_test_batch(5, &[b"hello"]);
+        batch[8..12].copy_from_slice(&13i32.to_be_bytes());
+        assert_eq!(
+            check_produce_framing(&batch)
+                .expect_err("short")
+                .kafka_error_code(),
+            2
+        );
+        assert_eq!(
+            validate_all(&batch).expect_err("short").kafka_error_code(),
+            2
+        );
+    }
+
+    /// A complete v2 batch shorter than its 61-byte header fails Kafka's
+    /// `DefaultRecordBatch.isValid`: CORRUPT_MESSAGE.
+    #[test]
+    fn a_v2_batch_shorter_than_its_header_is_corrupt() {
+        let mut batch = build_test_batch(5, &[b"hello"]);
+        batch.truncate(40);
+        batch[8..12].copy_from_slice(&28i32.to_be_bytes());
+        assert!(check_produce_framing(&batch).is_ok());
+        assert_eq!(
+            validate_all(&batch)
+                .expect_err("short v2")
+                .kafka_error_code(),
+            2
+        );
+    }
+
+    #[test]
+    fn produce_framing_allows_one_batch_only() {
+        let one = build_test_batch(1, &[b"a"]);
+        assert!(check_produce_framing(&one).is_ok());
+        let mut two = one.clone();
+        two.extend_from_slice(&one);
+        assert_eq!(
+            check_produce_framing(&two)
+                .expect_err("two")
+                .kafka_error_code(),
+            87
+        );
+        // What follows the batch without forming one is the log's business, not framing's.
+        let mut tail = one.clone();
+        tail.extend_from_slice(&[0; 5]);
+        assert!(check_produce_framing(&tail).is_ok());
+        assert_eq!(
+            validate_all(&tail).expect_err("tail").kafka_error_code(),
+            87
+        );
+        assert!(check_produce_framing(&[]).is_err());
     }
 
     #[test]
