@@ -27,6 +27,7 @@ use crate::broker::{now_ms, Broker};
 use crate::error::{self, ConnectionError};
 use crate::replica::{is_internal_topic, Lookup, Partition};
 use crate::txn::verification::{verify_produce, Verification};
+use vltava_log::LogError;
 
 /// One partition of the request, resolved.
 struct Target {
@@ -100,7 +101,16 @@ pub async fn handle(
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
-            match resolved {
+            // KafkaApis checks the framing (ProduceRequest.validateRecords) of partitions that
+            // exist, before the replica manager: such an answer carries no log start offset.
+            let framed = resolved.and_then(|partition| {
+                let records = data.records.as_deref().unwrap_or_default();
+                match vltava_log::batch::check_produce_framing(records) {
+                    Ok(()) => Ok(partition),
+                    Err(e) => Err(error::log_error_code(&e)),
+                }
+            });
+            match framed {
                 Ok(partition) => targets.push(Target {
                     topic: topic_index,
                     partition,
@@ -148,7 +158,7 @@ pub async fn handle(
     // Append everything on one blocking thread hop, in request order.
     let now = now_ms();
     let (targets, outcomes) = blocking(move || {
-        let outcomes: Vec<Result<vltava_log::AppendInfo, i16>> = targets
+        let outcomes: Vec<Result<vltava_log::AppendInfo, LogError>> = targets
             .iter()
             .map(|t| append(&t.partition, t.records.as_ref(), t.verification, now))
             .collect();
@@ -180,9 +190,13 @@ pub async fn handle(
                     info.last_offset + 1,
                 ));
             }
-            Err(code) => {
-                p.error_code = *code;
-                let message = error_message(*code);
+            Err(e) => {
+                let code = error::log_error_code(e);
+                p.error_code = code;
+                if ctx.api_version >= 5 && answers_with_log_start_offset(e) {
+                    p.log_start_offset = target.partition.log_start_offset();
+                }
+                let message = error_message(code);
                 if ctx.api_version >= 8 && !message.is_empty() {
                     p.error_message = Some(StrBytes::from_static_str(message));
                 }
@@ -224,6 +238,8 @@ pub async fn handle(
                         {
                             p.error_code = error::log_error_code(&e);
                             p.base_offset = -1;
+                            p.log_append_time_ms = -1;
+                            p.log_start_offset = -1;
                         }
                     }
                 }
@@ -239,17 +255,29 @@ fn append(
     records: Option<&Bytes>,
     verification: Verification,
     now_ms: i64,
-) -> Result<vltava_log::AppendInfo, i16> {
-    let Some(records) = records.filter(|r| !r.is_empty()) else {
-        return Err(error::INVALID_RECORD);
-    };
+) -> Result<vltava_log::AppendInfo, LogError> {
     // The log rewrites base offsets and leader epochs in place, so it needs its own copy.
-    let mut batches = records.to_vec();
+    let mut batches = records.map(|r| r.to_vec()).unwrap_or_default();
     match verification {
         None => partition.append(&mut batches, now_ms),
         Some(guard) => partition.append_verified(&mut batches, now_ms, guard),
     }
-    .map_err(|e| error::log_error_code(&e))
+}
+
+/// Whether Kafka fills in the partition's log start offset in an errored answer. Its
+/// `ReplicaManager.appendToLocalLog` answers corrupt, too-large and storage errors with
+/// `LogAppendInfo.UNKNOWN_LOG_APPEND_INFO` (log start offset -1), and every other append error
+/// (invalid records, sequence and epoch errors) with the partition's log start offset.
+fn answers_with_log_start_offset(e: &LogError) -> bool {
+    !matches!(
+        e,
+        LogError::Corrupt { .. }
+            | LogError::RecordTooLarge { .. }
+            | LogError::RecordListTooLarge { .. }
+            | LogError::Io { .. }
+            | LogError::Offline { .. }
+            | LogError::Checkpoint { .. }
+    )
 }
 
 /// The transactional bit of the first batch's attributes (byte 21 of a RecordBatch v2).
