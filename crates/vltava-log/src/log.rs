@@ -347,7 +347,10 @@ impl Log {
                             base_offset: original.first_offset,
                             last_offset: original.last_offset,
                             max_timestamp: original.timestamp,
-                            log_append_time_ms: -1,
+                            // Kafka's UnifiedLog.append answers a duplicate with the original
+                            // batch's max timestamp as its log append time, whatever the
+                            // topic's timestamp type (a quirk clients see in RecordMetadata).
+                            log_append_time_ms: original.timestamp,
                             record_count: (original.last_offset - original.first_offset + 1) as u64,
                             duplicate: true,
                         });

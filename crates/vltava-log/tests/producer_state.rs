@@ -48,6 +48,23 @@ fn a_retried_batch_is_answered_with_its_original_offsets_and_not_written_again()
     assert_eq!(read_all(&log, 0).len(), 3);
 }
 
+/// Kafka answers a deduplicated batch with the original batch's max timestamp in
+/// log_append_time_ms, even on a CreateTime topic (UnifiedLog.append).
+#[test]
+fn a_duplicate_answer_carries_the_original_max_timestamp_as_append_time() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (_dir, log) = open(root.path(), LogConfig::default());
+    let first = log
+        .append(&mut producer_batch(7, 0, 0, 2, false), 0, 5)
+        .expect("first");
+    assert_eq!(first.log_append_time_ms, -1, "CreateTime topic");
+    let again = log
+        .append(&mut producer_batch(7, 0, 0, 2, false), 0, 9)
+        .expect("duplicate");
+    assert!(again.duplicate);
+    assert_eq!(again.log_append_time_ms, first.max_timestamp);
+}
+
 #[test]
 fn gaps_and_old_epochs_are_refused_with_kafkas_codes() {
     let root = tempfile::tempdir().expect("tempdir");
