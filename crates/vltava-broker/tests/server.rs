@@ -176,9 +176,14 @@ async fn produced_records_are_fetched_back_with_their_offsets() {
     // From the middle: whole batches come back; offsets still say where each record is.
     let response = client.call(4, &fetch_request("orders", 2, 0)).await;
     assert_eq!(values(&response.responses[0].partitions[0].records)[0].0, 2);
-    // Past the end.
+    // Past the end: OFFSET_OUT_OF_RANGE carries no offsets, as Kafka's replica manager answers.
     let response = client.call(12, &fetch_request("orders", 10, 0)).await;
-    assert_eq!(response.responses[0].partitions[0].error_code, 1);
+    let p = &response.responses[0].partitions[0];
+    assert_eq!(p.error_code, 1);
+    assert_eq!(
+        (p.high_watermark, p.last_stable_offset, p.log_start_offset),
+        (-1, -1, -1)
+    );
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use tokio::time::Instant;
 use uuid::Uuid;
-use vltava_log::{FileRange, LogError};
+use vltava_log::FileRange;
 
 use super::{blocking, Reply, RequestContext};
 use crate::broker::Broker;
@@ -178,16 +178,7 @@ fn read_all(wanted: &[Wanted], max_bytes: u32, read_committed: bool) -> Vec<Read
         .map(|w| {
             let partition = match &w.partition {
                 Ok(p) => p,
-                Err(code) => {
-                    return Read {
-                        error_code: *code,
-                        high_watermark: -1,
-                        last_stable_offset: -1,
-                        log_start_offset: -1,
-                        range: None,
-                        aborted: None,
-                    };
-                }
+                Err(code) => return lookup_failed(*code),
             };
             let limit = w.partition_max_bytes.min(remaining);
             let high_watermark = partition.high_watermark();
@@ -229,22 +220,39 @@ fn read_all(wanted: &[Wanted], max_bytes: u32, read_committed: bool) -> Vec<Read
                     }
                     read
                 }
+                // Kafka's ReplicaManager answers a failed read (OFFSET_OUT_OF_RANGE included, for
+                // consumers) with `createLogReadResult(e)`: no offsets at all and null
+                // aborted transactions; the consumer resets its position with ListOffsets.
                 Err(e) => Read {
                     error_code: error::log_error_code(&e),
-                    high_watermark,
-                    last_stable_offset,
-                    aborted: None,
-                    log_start_offset: match e {
-                        LogError::OffsetOutOfRange {
-                            log_start_offset, ..
-                        } => log_start_offset,
-                        _ => partition.log_start_offset(),
-                    },
+                    high_watermark: -1,
+                    last_stable_offset: -1,
+                    log_start_offset: -1,
                     range: None,
+                    aborted: None,
                 },
             }
         })
         .collect()
+}
+
+/// A partition that could not be looked up. Unknown topics and partitions are answered by
+/// KafkaApis itself (`FetchResponse.partitionResponse`, whose aborted transactions keep the
+/// schema default: an empty list); leadership and epoch errors come from the replica manager's
+/// read (`createLogReadResult`, null aborted transactions). Neither carries offsets.
+fn lookup_failed(code: i16) -> Read {
+    let answered_by_kafka_apis = matches!(
+        code,
+        error::UNKNOWN_TOPIC_ID | error::UNKNOWN_TOPIC_OR_PARTITION
+    );
+    Read {
+        error_code: code,
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        range: None,
+        aborted: answered_by_kafka_apis.then(Vec::new),
+    }
 }
 
 fn assemble(plan: &Plan, reads: Vec<Read>) -> FetchResult {

@@ -194,6 +194,8 @@ mod tests {
     use std::io::Write;
     use std::sync::Arc;
 
+    use kafka_protocol::messages::fetch_response::AbortedTransaction;
+    use kafka_protocol::messages::ProducerId;
     use kafka_protocol::protocol::StrBytes;
     use proptest::prelude::*;
 
@@ -232,7 +234,9 @@ mod tests {
             topics in prop::collection::vec(
                 ("[a-z]{1,12}", prop::collection::vec(
                     (0i32..100, prop_oneof![Just(0i16), Just(1i16), Just(3i16)], any::<i64>(),
-                     prop::option::of((0u64..4000, 0u32..3000))),
+                     prop::option::of((0u64..4000, 0u32..3000)),
+                     // null, empty (errors answered by KafkaApis) or some aborted transactions
+                     prop::option::of(prop::collection::vec((any::<i64>(), any::<i64>()), 0..3))),
                     0..4)),
                 0..4),
             file_bytes in prop::collection::vec(any::<u8>(), 7000),
@@ -244,13 +248,22 @@ mod tests {
                 topics: topics.iter().map(|(name, parts)| FetchTopicResult {
                     topic: TopicName(StrBytes::from_string(name.clone())),
                     topic_id: Uuid::from_u128(name.len() as u128 * 7919),
-                    partitions: parts.iter().map(|(index, code, hw, range)| FetchPartitionResult {
+                    partitions: parts.iter().map(|(index, code, hw, range, aborted)| FetchPartitionResult {
                         data: PartitionData::default()
                             .with_partition_index(*index)
                             .with_error_code(*code)
                             .with_high_watermark(*hw)
                             .with_last_stable_offset(*hw)
-                            .with_log_start_offset(0),
+                            .with_log_start_offset(0)
+                            .with_aborted_transactions(aborted.as_ref().map(|list| {
+                                list.iter()
+                                    .map(|&(producer_id, first_offset)| {
+                                        AbortedTransaction::default()
+                                            .with_producer_id(ProducerId(producer_id))
+                                            .with_first_offset(first_offset)
+                                    })
+                                    .collect()
+                            })),
                         records: range.map(|(position, length)| FileRange {
                             file: file.clone(),
                             position,
