@@ -1,6 +1,8 @@
 //! ListOffsets (2): earliest (-2), latest (-1), max timestamp (-3, KIP-734), earliest local
-//! (-4, KIP-405: no tiered storage, so the log start), and by timestamp (the first record whose
-//! timestamp is at or after it).
+//! (-4, KIP-405: no tiered storage, so the log start), latest tiered (-5, KIP-1005: nothing is
+//! tiered, so no offset), and by timestamp (the first record whose timestamp is at or after it).
+//! A special timestamp the request's version does not carry, or a negative one Kafka does not
+//! know, is UNSUPPORTED_VERSION, as in Kafka's `ReplicaManager.isListOffsetsTimestampUnsupported`.
 
 use std::sync::Arc;
 
@@ -20,7 +22,26 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
-const EARLIEST_PENDING_UPLOAD: i64 = -5;
+const LATEST_TIERED: i64 = -5;
+const EARLIEST_PENDING_UPLOAD: i64 = -6;
+
+/// The first ListOffsets version that may carry each special timestamp (Kafka's
+/// `ReplicaManager.timestampMinSupportedVersion`); `None` for a negative timestamp that is
+/// none of them.
+fn min_version_for(timestamp: i64) -> Option<i16> {
+    match timestamp {
+        LATEST | EARLIEST => Some(1),
+        MAX_TIMESTAMP => Some(7),
+        EARLIEST_LOCAL => Some(8),
+        LATEST_TIERED => Some(9),
+        EARLIEST_PENDING_UPLOAD => Some(11),
+        _ => None,
+    }
+}
+
+fn timestamp_supported(timestamp: i64, version: i16) -> bool {
+    timestamp >= 0 || min_version_for(timestamp).is_some_and(|min| version >= min)
+}
 
 /// The answer for one partition: offset, its record's timestamp, its leader epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +73,12 @@ pub async fn handle(
                     .with_timestamp(-1)
                     .with_offset(-1),
             );
-            let partition = broker.replicas.get(&topic.name, p.partition_index).leader();
+            // Kafka checks the timestamp before it looks the partition up.
+            let partition = if timestamp_supported(p.timestamp, ctx.api_version) {
+                broker.replicas.get(&topic.name, p.partition_index).leader()
+            } else {
+                Err(error::UNSUPPORTED_VERSION)
+            };
             jobs.push((ti, pi, partition, p.timestamp, p.current_leader_epoch));
         }
         response.topics.push(t);
@@ -116,11 +142,14 @@ pub fn lookup(partition: &Partition, timestamp: i64) -> Result<Found, i16> {
             timestamp: -1,
             leader_epoch: epoch,
         }),
-        EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => Ok(Found {
+        EARLIEST | EARLIEST_LOCAL => Ok(Found {
             offset: partition.log_start_offset(),
             timestamp: -1,
             leader_epoch: epoch,
         }),
+        // Without tiered storage nothing has been uploaded and nothing waits for upload:
+        // Kafka answers offset -1 and epoch -1 (UnifiedLog.fetchOffsetByTimestamp).
+        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok(NOT_FOUND),
         MAX_TIMESTAMP => {
             let batch = log
                 .max_timestamp_batch()
@@ -181,4 +210,20 @@ pub fn max_record(batch: Vec<u8>) -> Result<Option<Found>, i16> {
         }
     }
     Ok(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_timestamps_need_the_version_that_introduced_them() {
+        assert!(timestamp_supported(-1, 1) && timestamp_supported(-2, 1));
+        assert!(!timestamp_supported(-3, 6) && timestamp_supported(-3, 7));
+        assert!(!timestamp_supported(-4, 7) && timestamp_supported(-4, 8));
+        assert!(!timestamp_supported(-5, 8) && timestamp_supported(-5, 9));
+        assert!(!timestamp_supported(-6, 10) && timestamp_supported(-6, 11));
+        assert!(!timestamp_supported(-7, 11));
+        assert!(timestamp_supported(0, 1) && timestamp_supported(i64::MAX, 1));
+    }
 }

@@ -398,8 +398,8 @@ fn list_offsets(ctx: &mut Ctx) -> Result<()> {
         ("latest", -1),
         ("max_timestamp", -3),
         ("earliest_local", -4),
-        ("earliest_pending_upload", -5),
-        ("latest_tiered", -6),
+        ("latest_tiered", -5),           // KIP-1005, v9+
+        ("earliest_pending_upload", -6), // KIP-1023, v11+
         ("ts_0", 0),
         ("ts_1001", 1001),
         ("ts_1500", 1500),
