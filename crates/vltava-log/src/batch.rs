@@ -370,8 +370,41 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
 
 /// Builds an uncompressed batch of `values` (no keys, no headers) for tests and benches.
 /// Records use Kafka's v2 record encoding with zig-zag varints.
-#[allow(clippy::indexing_slicing)] // the buffer is built here, longer than the header
 pub fn build_test_batch(base_timestamp: i64, values: &[&[u8]]) -> Vec<u8> {
+    let records: Vec<TestRecord<'_>> = values
+        .iter()
+        .map(|value| TestRecord {
+            key: None,
+            timestamp_delta: 0,
+            value,
+        })
+        .collect();
+    build_test_batch_of(base_timestamp, &records)
+}
+
+/// One record for [`build_test_batch_of`].
+#[derive(Debug, Clone, Copy)]
+pub struct TestRecord<'a> {
+    pub key: Option<&'a [u8]>,
+    pub timestamp_delta: i64,
+    pub value: &'a [u8],
+}
+
+/// Builds an uncompressed batch of `records` (keys optional, no headers) for tests and benches;
+/// `maxTimestamp` is the largest record timestamp.
+pub fn build_test_batch_of(base_timestamp: i64, records: &[TestRecord<'_>]) -> Vec<u8> {
+    let max_delta = records.iter().map(|r| r.timestamp_delta).max().unwrap_or(0);
+    wrap_test_records(
+        base_timestamp,
+        base_timestamp + max_delta,
+        records.len() as i32,
+        0,
+        &encode_test_records(records),
+    )
+}
+
+/// The records section of a batch (what follows the header, before compression).
+pub fn encode_test_records(records: &[TestRecord<'_>]) -> Vec<u8> {
     fn varint(out: &mut Vec<u8>, value: i64) {
         let mut v = ((value << 1) ^ (value >> 63)) as u64;
         loop {
@@ -383,35 +416,51 @@ pub fn build_test_batch(base_timestamp: i64, values: &[&[u8]]) -> Vec<u8> {
             v >>= 7;
         }
     }
-    let mut records = Vec::new();
-    for (i, value) in values.iter().enumerate() {
-        let mut body = Vec::new();
-        body.push(0u8); // attributes
-        varint(&mut body, 0); // timestamp delta
+    let mut out = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        let mut body = vec![0u8]; // attributes
+        varint(&mut body, record.timestamp_delta);
         varint(&mut body, i as i64); // offset delta
-        varint(&mut body, -1); // null key
-        varint(&mut body, value.len() as i64);
-        body.extend_from_slice(value);
+        match record.key {
+            Some(key) => {
+                varint(&mut body, key.len() as i64);
+                body.extend_from_slice(key);
+            }
+            None => varint(&mut body, -1),
+        }
+        varint(&mut body, record.value.len() as i64);
+        body.extend_from_slice(record.value);
         varint(&mut body, 0); // no headers
-        varint(&mut records, body.len() as i64);
-        records.extend_from_slice(&body);
+        varint(&mut out, body.len() as i64);
+        out.extend_from_slice(&body);
     }
-    let count = values.len() as i32;
+    out
+}
+
+/// A v2 batch around an (already compressed, if `attributes` says so) records section.
+#[allow(clippy::indexing_slicing)] // the buffer is built here, longer than the header
+pub fn wrap_test_records(
+    base_timestamp: i64,
+    max_timestamp: i64,
+    count: i32,
+    attributes: i16,
+    records: &[u8],
+) -> Vec<u8> {
     let mut batch = Vec::with_capacity(HEADER_SIZE + records.len());
     batch.extend_from_slice(&0i64.to_be_bytes());
     batch.extend_from_slice(&((HEADER_SIZE - LOG_OVERHEAD + records.len()) as i32).to_be_bytes());
     batch.extend_from_slice(&(-1i32).to_be_bytes());
     batch.push(MAGIC_V2 as u8);
     batch.extend_from_slice(&0u32.to_be_bytes());
-    batch.extend_from_slice(&0i16.to_be_bytes());
+    batch.extend_from_slice(&attributes.to_be_bytes());
     batch.extend_from_slice(&(count - 1).max(0).to_be_bytes());
     batch.extend_from_slice(&base_timestamp.to_be_bytes());
-    batch.extend_from_slice(&base_timestamp.to_be_bytes());
+    batch.extend_from_slice(&max_timestamp.to_be_bytes());
     batch.extend_from_slice(&(-1i64).to_be_bytes());
     batch.extend_from_slice(&(-1i16).to_be_bytes());
     batch.extend_from_slice(&(-1i32).to_be_bytes());
     batch.extend_from_slice(&count.to_be_bytes());
-    batch.extend_from_slice(&records);
+    batch.extend_from_slice(records);
     let crc = compute_crc(&batch);
     batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
     batch

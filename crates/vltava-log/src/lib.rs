@@ -24,6 +24,7 @@ pub mod index;
 pub mod log;
 mod producer_recovery;
 pub mod producer_state;
+pub mod records;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
