@@ -348,6 +348,13 @@ pub fn check_client_rules(batches: &[(usize, BatchHeader)]) -> Result<()> {
     Ok(())
 }
 
+/// Recomputes and stores the CRC of a complete batch whose covered bytes were edited.
+#[allow(clippy::indexing_slicing)] // callers pass a complete batch (len >= HEADER_SIZE)
+pub fn rewrite_crc(batch: &mut [u8]) {
+    let crc = compute_crc(batch);
+    batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Rewrites `baseOffset` and `partitionLeaderEpoch` of the batch starting at `batch[0]`.
 /// Neither field is covered by the CRC, so the batch stays valid.
 #[allow(clippy::indexing_slicing)] // callers pass a validated batch (len >= HEADER_SIZE)

@@ -32,6 +32,21 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     /// `message.timestamp.type`.
     pub message_timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms` (KIP-937; Long.MAX_VALUE): how far in the past a
+    /// CreateTime record's timestamp may lie.
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms` (KIP-937; one hour since Kafka 4.0, KIP-1030): how far
+    /// in the future.
+    pub message_timestamp_after_max_ms: i64,
+}
+
+impl LogConfig {
+    /// The most a compressed producer batch may expand to when its records must be read: 64
+    /// times `max.message.bytes` (at least 1 MiB of it), 64 MiB by default. Kafka reads without
+    /// a bound; real batches compress well under 64:1, a decompression bomb does not stop there.
+    pub fn max_decompressed_bytes(&self) -> u64 {
+        u64::from(self.max_message_bytes.max(1 << 20)) * 64
+    }
 }
 
 impl Default for LogConfig {
@@ -47,6 +62,8 @@ impl Default for LogConfig {
             retention_bytes: -1,
             max_message_bytes: 1_048_588,
             message_timestamp_type: TimestampType::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: 3_600_000,
         }
     }
 }

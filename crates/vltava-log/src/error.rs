@@ -4,6 +4,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::record_rules::RecordError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     /// The bytes are not a valid RecordBatch v2: bad length, CRC mismatch, truncated header.
@@ -13,6 +15,16 @@ pub enum LogError {
     /// The batch is well formed but breaks a rule of the log (magic, offset range, record count).
     #[error("invalid record batch at byte {position}: {reason}")]
     InvalidRecord { position: usize, reason: String },
+
+    /// Records refused one by one (Kafka's `RecordValidationException` from `LogValidator`):
+    /// INVALID_TIMESTAMP when a timestamp is at fault, else INVALID_RECORD. At most
+    /// [`MAX_RECORD_ERRORS`](crate::record_rules::MAX_RECORD_ERRORS) are kept of `total`.
+    #[error("{total} record(s) rejected; first: {}", errors.first().map(|e| e.reason.message()).unwrap_or_default())]
+    RecordsRejected {
+        errors: Vec<RecordError>,
+        total: usize,
+        invalid_timestamp: bool,
+    },
 
     /// One batch is larger than `max.message.bytes`.
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
@@ -106,14 +118,19 @@ impl LogError {
     /// Kafka's error code for this error (see `Errors.java`).
     pub fn kafka_error_code(&self) -> i16 {
         match self {
-            LogError::Corrupt { .. } => 2,                       // CORRUPT_MESSAGE
-            LogError::InvalidRecord { .. } => 87,                // INVALID_RECORD
-            LogError::RecordTooLarge { .. } => 10,               // MESSAGE_TOO_LARGE
-            LogError::RecordListTooLarge { .. } => 18,           // RECORD_LIST_TOO_LARGE
-            LogError::OffsetOutOfRange { .. } => 1,              // OFFSET_OUT_OF_RANGE
-            LogError::OutOfOrderSequence { .. } => 45,           // OUT_OF_ORDER_SEQUENCE_NUMBER
-            LogError::InvalidProducerEpoch { .. } => 47,         // INVALID_PRODUCER_EPOCH
-            LogError::InvalidTxnState { .. } => 48,              // INVALID_TXN_STATE
+            LogError::Corrupt { .. } => 2,        // CORRUPT_MESSAGE
+            LogError::InvalidRecord { .. } => 87, // INVALID_RECORD
+            LogError::RecordsRejected {
+                invalid_timestamp: true,
+                ..
+            } => 32, // INVALID_TIMESTAMP
+            LogError::RecordsRejected { .. } => 87,
+            LogError::RecordTooLarge { .. } => 10, // MESSAGE_TOO_LARGE
+            LogError::RecordListTooLarge { .. } => 18, // RECORD_LIST_TOO_LARGE
+            LogError::OffsetOutOfRange { .. } => 1, // OFFSET_OUT_OF_RANGE
+            LogError::OutOfOrderSequence { .. } => 45, // OUT_OF_ORDER_SEQUENCE_NUMBER
+            LogError::InvalidProducerEpoch { .. } => 47, // INVALID_PRODUCER_EPOCH
+            LogError::InvalidTxnState { .. } => 48, // INVALID_TXN_STATE
             LogError::TransactionCoordinatorFenced { .. } => 52, // TRANSACTION_COORDINATOR_FENCED
             LogError::Io { .. } | LogError::Offline { .. } | LogError::Checkpoint { .. } => 56, // KAFKA_STORAGE_ERROR
         }

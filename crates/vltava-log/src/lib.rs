@@ -1,7 +1,8 @@
 //! Vltava's partition log: Kafka's on-disk format and the rules that keep it valid.
 //!
 //! Owns: segment files (`.log`, `.index`, `.timeindex`), offset assignment on append (by
-//! rewriting batch headers in place — records are never decoded), reads as file ranges for
+//! rewriting batch headers in place — records are decoded only where Kafka's per-record rules
+//! need them, see `record_rules`), reads as file ranges for
 //! `sendfile`, group-commit durability, crash recovery, truncation, retention, and the
 //! checkpoint files of a log directory.
 //!
@@ -24,6 +25,7 @@ pub mod index;
 pub mod log;
 mod producer_recovery;
 pub mod producer_state;
+pub mod record_rules;
 pub mod records;
 pub mod recovery;
 pub mod retention;

@@ -18,6 +18,7 @@ use crate::error::{LogError, Result};
 use crate::fs::{self, FileCache};
 use crate::index::txn::{AbortedTxn, TxnIndex};
 use crate::producer_state::{self, PendingUpdate, ProducerEntry, ProducerStateManager};
+use crate::record_rules;
 use crate::recovery::{self, RecoveryContext};
 use crate::retention::{self, SegmentFacts};
 use crate::segment::{IndexSettings, Segment};
@@ -341,6 +342,14 @@ impl Log {
                 });
             }
             if origin == AppendOrigin::Client {
+                // LogValidator's per-record rules come before the producer-state checks: a
+                // retried batch that is now out of bounds is refused, not deduplicated.
+                for (position, header) in &headers {
+                    let bytes = batches
+                        .get(*position..*position + header.size())
+                        .ok_or_else(|| LogError::corrupt(*position, "batch outside the buffer"))?;
+                    record_rules::check(bytes, header, &config, now_ms)?;
+                }
                 if let [(_, header)] = headers.as_slice() {
                     if let Some(original) = state.producers.find_duplicate(header) {
                         return Ok(AppendInfo {

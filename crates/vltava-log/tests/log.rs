@@ -521,3 +521,30 @@ fn an_idle_partition_loads_no_indexes_after_a_clean_restart() {
         300
     );
 }
+
+#[test]
+fn records_outside_the_timestamp_bounds_are_refused_and_nothing_is_written() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        message_timestamp_before_max_ms: 1_000,
+        message_timestamp_after_max_ms: 1_000,
+        ..LogConfig::default()
+    };
+    let (_dir, log) = open(root.path(), config);
+    let now = 1_000_000;
+    log.append(&mut batch(now - 1_000, "edge", 2), 0, now)
+        .expect("exactly at the bound is in");
+    for ts in [now - 1_001, now + 1_001] {
+        let err = log
+            .append(&mut batch(ts, "out", 3), 0, now)
+            .expect_err("out of bounds");
+        assert_eq!(err.kafka_error_code(), 32);
+        let LogError::RecordsRejected { errors, total, .. } = err else {
+            panic!("record errors expected");
+        };
+        assert_eq!(total, 3);
+        let indexes: Vec<i32> = errors.iter().map(|e| e.batch_index).collect();
+        assert_eq!(indexes, vec![0, 1, 2]);
+    }
+    assert_eq!(log.log_end_offset(), 2);
+}

@@ -317,3 +317,22 @@ fn a_transaction_starts_only_with_a_current_verification_guard() {
     let again = log.start_txn_verification(9, 0).expect("guard");
     assert_ne!(again, g);
 }
+
+/// Kafka's LogValidator runs before the producer-state checks: a retry that has become too old
+/// for message.timestamp.before.max.ms is refused with INVALID_TIMESTAMP, not deduplicated.
+#[test]
+fn timestamp_bounds_are_checked_before_deduplication() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        message_timestamp_before_max_ms: 10_000,
+        ..LogConfig::default()
+    };
+    let (_dir, log) = open(root.path(), config);
+    log.append(&mut producer_batch(7, 0, 0, 2, false), 0, 5_000)
+        .expect("in bounds");
+    let err = log
+        .append(&mut producer_batch(7, 0, 0, 2, false), 0, 20_000)
+        .expect_err("retried too late");
+    assert_eq!(code(err), 32);
+    assert_eq!(log.log_end_offset(), 2);
+}

@@ -30,6 +30,8 @@ pub const SUPPORTED: &[&str] = &[
     "log.retention.check.interval.ms",
     "producer.id.expiration.ms",
     "log.message.timestamp.type",
+    "log.message.timestamp.before.max.ms",
+    "log.message.timestamp.after.max.ms",
     "message.max.bytes",
     "socket.request.max.bytes",
     "queued.max.request.bytes",

@@ -105,6 +105,12 @@ pub struct LogDefaults {
     pub max_message_bytes: u32,
     /// `log.message.timestamp.type`: `CreateTime` or `LogAppendTime`.
     pub log_append_time: bool,
+    /// `log.message.timestamp.before.max.ms` (Long.MAX_VALUE, KIP-937): how old a CreateTime
+    /// record's timestamp may be.
+    pub message_timestamp_before_max_ms: i64,
+    /// `log.message.timestamp.after.max.ms` (1 hour since Kafka 4.0, KIP-1030): how far in the
+    /// future.
+    pub message_timestamp_after_max_ms: i64,
     /// `producer.id.expiration.ms` (1 day): forget an idle idempotent producer's state.
     pub producer_id_expiration_ms: i64,
 }
@@ -279,6 +285,16 @@ impl BrokerConfig {
             )?,
             max_message_bytes: r.parse_at_least("message.max.bytes", 1_048_588, 0)?,
             log_append_time,
+            message_timestamp_before_max_ms: r.parse_at_least(
+                "log.message.timestamp.before.max.ms",
+                i64::MAX,
+                0,
+            )?,
+            message_timestamp_after_max_ms: r.parse_at_least(
+                "log.message.timestamp.after.max.ms",
+                3_600_000,
+                0,
+            )?,
             producer_id_expiration_ms: r.parse_at_least(
                 "producer.id.expiration.ms",
                 86_400_000,

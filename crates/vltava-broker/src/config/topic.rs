@@ -46,6 +46,16 @@ pub const TOPIC_CONFIGS: &[TopicConfigKey] = &[
         .max_message_bytes
         .to_string()),
     key!(
+        "message.timestamp.after.max.ms",
+        Some("log.message.timestamp.after.max.ms"),
+        |c| c.log.message_timestamp_after_max_ms.to_string()
+    ),
+    key!(
+        "message.timestamp.before.max.ms",
+        Some("log.message.timestamp.before.max.ms"),
+        |c| c.log.message_timestamp_before_max_ms.to_string()
+    ),
+    key!(
         "message.timestamp.type",
         Some("log.message.timestamp.type"),
         |c| {
@@ -115,6 +125,8 @@ pub fn log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -
         } else {
             TimestampType::CreateTime
         },
+        message_timestamp_before_max_ms: d.message_timestamp_before_max_ms,
+        message_timestamp_after_max_ms: d.message_timestamp_after_max_ms,
     };
     for (key, value) in overrides {
         let value = value.as_str();
@@ -128,6 +140,8 @@ pub fn log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -
             "retention.ms" => set(&mut c.retention_ms, value),
             "retention.bytes" => set(&mut c.retention_bytes, value),
             "max.message.bytes" => set(&mut c.max_message_bytes, value),
+            "message.timestamp.before.max.ms" => set(&mut c.message_timestamp_before_max_ms, value),
+            "message.timestamp.after.max.ms" => set(&mut c.message_timestamp_after_max_ms, value),
             "message.timestamp.type" => match value {
                 "CreateTime" => c.message_timestamp_type = TimestampType::CreateTime,
                 "LogAppendTime" => c.message_timestamp_type = TimestampType::LogAppendTime,
@@ -162,5 +176,25 @@ mod tests {
         assert_eq!(c.retention_ms, 1000);
         assert_eq!(c.message_timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(c.max_message_bytes, 1_048_588);
+    }
+
+    #[test]
+    fn timestamp_bounds_default_to_kafka_4_and_follow_broker_and_topic_settings() {
+        let broker = BrokerConfig::from_raw(&Default::default()).unwrap();
+        let c = log_config(&broker, &BTreeMap::new());
+        assert_eq!(c.message_timestamp_before_max_ms, i64::MAX);
+        assert_eq!(c.message_timestamp_after_max_ms, 3_600_000);
+        let mut raw = crate::config::RawConfig::default();
+        raw.apply_override("log.message.timestamp.after.max.ms=5000")
+            .unwrap();
+        let broker = BrokerConfig::from_raw(&raw).unwrap();
+        let mut overrides = BTreeMap::new();
+        overrides.insert(
+            "message.timestamp.before.max.ms".to_string(),
+            "60000".to_string(),
+        );
+        let c = log_config(&broker, &overrides);
+        assert_eq!(c.message_timestamp_after_max_ms, 5000);
+        assert_eq!(c.message_timestamp_before_max_ms, 60_000);
     }
 }

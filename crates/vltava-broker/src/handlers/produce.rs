@@ -18,7 +18,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
@@ -27,6 +29,7 @@ use crate::broker::{now_ms, Broker};
 use crate::error::{self, ConnectionError};
 use crate::replica::{is_internal_topic, Lookup, Partition};
 use crate::txn::verification::{verify_produce, Verification};
+use vltava_log::record_rules::RecordError;
 use vltava_log::LogError;
 
 /// One partition of the request, resolved.
@@ -196,9 +199,15 @@ pub async fn handle(
                 if ctx.api_version >= 5 && answers_with_log_start_offset(e) {
                     p.log_start_offset = target.partition.log_start_offset();
                 }
-                let message = error_message(code);
-                if ctx.api_version >= 8 && !message.is_empty() {
-                    p.error_message = Some(StrBytes::from_static_str(message));
+                if ctx.api_version >= 8 {
+                    if let LogError::RecordsRejected { errors, total, .. } = e {
+                        set_record_errors(p, errors, *total);
+                    } else {
+                        let message = error_message(code);
+                        if !message.is_empty() {
+                            p.error_message = Some(StrBytes::from_static_str(message));
+                        }
+                    }
                 }
             }
         }
@@ -262,6 +271,29 @@ fn append(
         None => partition.append(&mut batches, now_ms),
         Some(guard) => partition.append_verified(&mut batches, now_ms, guard),
     }
+}
+
+/// Kafka's answer to a `RecordValidationException` (Produce v8+): each refused record's index
+/// and message, and a message for the whole batch in `LogValidator.processRecordErrors`' words.
+fn set_record_errors(p: &mut PartitionProduceResponse, errors: &[RecordError], total: usize) {
+    p.record_errors = errors
+        .iter()
+        .map(|e| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(e.batch_index)
+                .with_batch_index_error_message(Some(StrBytes::from_string(e.reason.message())))
+        })
+        .collect();
+    let message = if errors.iter().any(|e| e.reason.is_timestamp()) {
+        "One or more records have been rejected due to invalid timestamp".to_string()
+    } else {
+        let first: Vec<String> = errors.iter().take(3).map(|e| e.reason.message()).collect();
+        format!(
+            "One or more records have been rejected due to {total} record errors in total, \
+             and only showing the first three errors at most: {first:?}"
+        )
+    };
+    p.error_message = Some(StrBytes::from_string(message));
 }
 
 /// Whether Kafka fills in the partition's log start offset in an errored answer. Its
