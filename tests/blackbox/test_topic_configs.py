@@ -5,7 +5,6 @@ import time
 
 import kafka_wire as wire
 from clients import create_topic, read_confluent
-from conftest import vltava_bug
 
 
 def _produce(broker, topic, batch):
@@ -35,7 +34,6 @@ def test_topic_max_message_bytes_override_is_enforced(broker):
     assert big["error_code"] == wire.MESSAGE_TOO_LARGE, big
 
 
-@vltava_bug("a compacted topic accepts a record without a key")
 def test_compacted_topic_rejects_a_record_without_a_key(broker):
     create_topic(broker, "compacted", 1, config={"cleanup.policy": "compact"})
     keyed = _produce(broker, "compacted", wire.record_batch([(b"k", b"v")]))

@@ -296,6 +296,58 @@ async fn produce_errors_use_kafka_codes() {
     assert!(client.is_closed().await);
 }
 
+/// Kafka's answer to records refused one by one (RecordValidationException): the code, one
+/// record error per refused record, and the partition's log start offset.
+#[tokio::test]
+async fn refused_records_come_back_as_record_errors() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    for (topic, key, value) in [
+        ("compacted", "cleanup.policy", "compact"),
+        ("no-future", "message.timestamp.after.max.ms", "0"),
+    ] {
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(name(topic))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(vec![CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str(key))
+                    .with_value(Some(StrBytes::from_static_str(value)))])])
+            .with_timeout_ms(10_000);
+        let response = client.call(7, &request).await;
+        assert_eq!(response.topics[0].error_code, 0, "{response:?}");
+    }
+    let r = client
+        .call(9, &produce_request("compacted", 1, batch(0, &["a", "b"])))
+        .await;
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 87, "INVALID_RECORD: {p:?}");
+    let indexes: Vec<i32> = p.record_errors.iter().map(|e| e.batch_index).collect();
+    assert_eq!(indexes, vec![0, 1]);
+    assert_eq!((p.base_offset, p.log_start_offset), (-1, 0));
+    assert!(p.error_message.is_some());
+
+    let far_future = 4_000_000_000_000;
+    let r = client
+        .call(
+            9,
+            &produce_request("no-future", 1, batch(far_future, &["a"])),
+        )
+        .await;
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 32, "INVALID_TIMESTAMP: {p:?}");
+    assert_eq!(p.record_errors.len(), 1);
+    let r = client
+        .call(
+            9,
+            &produce_request("no-future", 1, batch(0, &["old is fine"])),
+        )
+        .await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+}
+
 #[tokio::test]
 async fn list_offsets_finds_earliest_latest_and_by_timestamp() {
     let broker = TestBroker::start().await;

@@ -32,6 +32,9 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     /// `message.timestamp.type`.
     pub message_timestamp_type: TimestampType,
+    /// `cleanup.policy` contains `compact`: every record a producer writes needs a key (Kafka's
+    /// `LogValidator.validateKey`).
+    pub compact: bool,
     /// `message.timestamp.before.max.ms` (KIP-937; Long.MAX_VALUE): how far in the past a
     /// CreateTime record's timestamp may lie.
     pub message_timestamp_before_max_ms: i64,
@@ -62,6 +65,7 @@ impl Default for LogConfig {
             retention_bytes: -1,
             max_message_bytes: 1_048_588,
             message_timestamp_type: TimestampType::CreateTime,
+            compact: false,
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: 3_600_000,
         }

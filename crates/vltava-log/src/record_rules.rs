@@ -1,13 +1,16 @@
-//! Kafka's per-record rules for producer batches (`LogValidator.validateRecord`): timestamps
-//! within `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms` (KIP-937) on
-//! CreateTime topics, and no LogAppendTime set by a producer.
+//! Kafka's per-record rules for producer batches (`LogValidator.validateRecord`): a key on every
+//! record of a compacted topic, timestamps within `message.timestamp.before.max.ms` /
+//! `message.timestamp.after.max.ms` (KIP-937) on CreateTime topics, and no LogAppendTime set by
+//! a producer.
 //!
-//! HOT PATH: every producer batch passes [`check`]. The header alone settles the common case:
-//! the records' timestamps are only read (with [`records::for_each_record`]) when the batch's
-//! `baseTimestamp` or `maxTimestamp` falls outside the bounds. That reading then decides
-//! exactly, record by record, as Kafka does; a batch whose header timestamps are in bounds is
-//! accepted without looking further, even if one of its records (a timestamp below the base,
-//! which producers do not write) would be out of bounds in Kafka.
+//! HOT PATH: every producer batch passes [`check`]. On a topic that is not compacted the header
+//! settles the common case: the records' timestamps are only read (with
+//! [`records::for_each_record`]) when the batch's `baseTimestamp` or `maxTimestamp` falls
+//! outside the bounds. That reading then decides exactly, record by record, as Kafka does; a
+//! batch whose header timestamps are in bounds is accepted without looking further, even if one
+//! of its records (a timestamp below the base, which producers do not write) would be out of
+//! bounds in Kafka. Batches for compacted topics are always read, keys and timestamps checked
+//! per record (DESIGN.md: only compacted topics look inside on the produce path).
 
 use crate::batch::BatchHeader;
 use crate::config::{LogConfig, TimestampType};
@@ -24,6 +27,8 @@ pub const MAX_RECORD_ERRORS: usize = 1000;
 /// Why one record was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordRejection {
+    /// A record without a key on a compacted topic (INVALID_RECORD).
+    MissingKey,
     /// A CreateTime timestamp outside `[now - before.max.ms, now + after.max.ms]`
     /// (INVALID_TIMESTAMP).
     TimestampOutOfRange {
@@ -60,6 +65,9 @@ impl RecordRejection {
             RecordRejection::LogAppendTimeFromProducer => "Invalid timestamp type in message. \
                  Producer should not set timestamp type to LogAppendTime."
                 .to_string(),
+            RecordRejection::MissingKey => {
+                "Compacted topic cannot accept message without key.".to_string()
+            }
         }
     }
 }
@@ -103,35 +111,49 @@ pub fn check(batch: &[u8], header: &BatchHeader, config: &LogConfig, now_ms: i64
         before_max_ms: config.message_timestamp_before_max_ms,
         after_max_ms: config.message_timestamp_after_max_ms,
     });
-    let mut errors = Errors::default();
-    if header.is_log_append_time() {
-        // Every record of a LogAppendTime batch has the batch's maxTimestamp
-        // (DefaultRecordBatch), so the header answers for all of them.
-        let max = header.max_timestamp;
-        let rejection = match window {
-            Some(w) if max != NO_TIMESTAMP => w.excludes(max).then(|| w.rejection(max, 0)),
-            _ => Some(RecordRejection::LogAppendTimeFromProducer),
-        };
-        if let Some(reason) = rejection {
-            errors.push_all(header.records_count, reason);
-        }
-        return errors.into_result();
-    }
-    let Some(window) = window else {
-        return Ok(());
+    let log_append_time = header.is_log_append_time();
+    // Kafka's validateTimestamp for one record's timestamp.
+    let timestamp_rule = |timestamp: i64, offset_delta: i32| match window {
+        Some(w) if timestamp != NO_TIMESTAMP => w
+            .excludes(timestamp)
+            .then(|| w.rejection(timestamp, offset_delta)),
+        _ if log_append_time => Some(RecordRejection::LogAppendTimeFromProducer),
+        _ => None,
     };
-    let header_in_bounds = [header.base_timestamp, header.max_timestamp]
-        .iter()
-        .all(|&ts| ts == NO_TIMESTAMP || !window.excludes(ts));
-    if header_in_bounds {
-        return Ok(());
+    // Every record of a LogAppendTime batch has the batch's maxTimestamp (DefaultRecordBatch).
+    let timestamp_of = |delta: i64| {
+        if log_append_time {
+            header.max_timestamp
+        } else {
+            header.base_timestamp.saturating_add(delta)
+        }
+    };
+    let mut errors = Errors::default();
+    if !config.compact {
+        if log_append_time {
+            if let Some(reason) = timestamp_rule(header.max_timestamp, 0) {
+                errors.push_all(header.records_count, reason);
+            }
+            return errors.into_result();
+        }
+        let header_in_bounds = [header.base_timestamp, header.max_timestamp]
+            .iter()
+            .all(|&ts| timestamp_rule(ts, 0).is_none());
+        if header_in_bounds {
+            return Ok(());
+        }
     }
     records::for_each_record(batch, header, config.max_decompressed_bytes(), |record| {
-        let timestamp = header.base_timestamp.saturating_add(record.timestamp_delta);
-        if timestamp != NO_TIMESTAMP && window.excludes(timestamp) {
+        // Kafka reports a missing key before looking at the timestamp.
+        let rejection = if config.compact && !record.has_key {
+            Some(RecordRejection::MissingKey)
+        } else {
+            timestamp_rule(timestamp_of(record.timestamp_delta), record.offset_delta)
+        };
+        if let Some(reason) = rejection {
             errors.push(RecordError {
                 batch_index: record.index,
-                reason: window.rejection(timestamp, record.offset_delta),
+                reason,
             });
         }
     })?;
@@ -286,6 +308,75 @@ mod tests {
         // On a CreateTime topic the records carry maxTimestamp, which is in bounds: accepted,
         // as Kafka does.
         assert!(run(&bytes, &LogConfig::default()).is_ok());
+    }
+
+    fn keyed(keys: &[Option<&'static [u8]>]) -> Vec<TestRecord<'static>> {
+        keys.iter()
+            .map(|&key| TestRecord {
+                key,
+                timestamp_delta: 0,
+                value: b"v",
+            })
+            .collect()
+    }
+
+    fn compacted() -> LogConfig {
+        LogConfig {
+            compact: true,
+            ..LogConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_compacted_topic_refuses_keyless_records_with_their_indexes() {
+        let bytes = build_test_batch_of(NOW, &keyed(&[Some(b"a"), None, Some(b""), None]));
+        assert_eq!(rejected(run(&bytes, &compacted())), (87, vec![1, 3]));
+        let all_keyed = build_test_batch_of(NOW, &keyed(&[Some(b"a"), Some(b"")]));
+        assert!(
+            run(&all_keyed, &compacted()).is_ok(),
+            "an empty key is a key"
+        );
+        let keyless = build_test_batch_of(NOW, &keyed(&[None]));
+        assert!(
+            run(&keyless, &LogConfig::default()).is_ok(),
+            "not compacted"
+        );
+    }
+
+    #[test]
+    fn compressed_keyless_records_are_found_too() {
+        use std::io::Write;
+        let section = crate::batch::encode_test_records(&keyed(&[Some(b"a"), None]));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&section).unwrap();
+        let gzip = crate::batch::wrap_test_records(NOW, NOW, 2, 1, &gz.finish().unwrap());
+        assert_eq!(rejected(run(&gzip, &compacted())), (87, vec![1]));
+        let zstd = zstd::encode_all(section.as_slice(), 3).unwrap();
+        let zstd = crate::batch::wrap_test_records(NOW, NOW, 2, 4, &zstd);
+        assert_eq!(rejected(run(&zstd, &compacted())), (87, vec![1]));
+    }
+
+    /// Kafka's processRecordErrors: any timestamp error makes the whole answer INVALID_TIMESTAMP.
+    #[test]
+    fn a_timestamp_error_among_missing_keys_makes_the_answer_invalid_timestamp() {
+        let config = LogConfig {
+            message_timestamp_after_max_ms: 0,
+            ..compacted()
+        };
+        let records = [
+            TestRecord {
+                key: None,
+                timestamp_delta: 0,
+                value: b"v",
+            },
+            TestRecord {
+                key: Some(b"k"),
+                timestamp_delta: 5,
+                value: b"v",
+            },
+        ];
+        let bytes = build_test_batch_of(NOW, &records);
+        assert_eq!(rejected(run(&bytes, &config)), (32, vec![0, 1]));
     }
 
     #[test]

@@ -125,6 +125,8 @@ pub fn log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -
         } else {
             TimestampType::CreateTime
         },
+        // `log.cleanup.policy` is accepted but not read: the broker default stays `delete`.
+        compact: false,
         message_timestamp_before_max_ms: d.message_timestamp_before_max_ms,
         message_timestamp_after_max_ms: d.message_timestamp_after_max_ms,
     };
@@ -140,6 +142,9 @@ pub fn log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -
             "retention.ms" => set(&mut c.retention_ms, value),
             "retention.bytes" => set(&mut c.retention_bytes, value),
             "max.message.bytes" => set(&mut c.max_message_bytes, value),
+            "cleanup.policy" => {
+                c.compact = value.split(',').any(|policy| policy.trim() == "compact");
+            }
             "message.timestamp.before.max.ms" => set(&mut c.message_timestamp_before_max_ms, value),
             "message.timestamp.after.max.ms" => set(&mut c.message_timestamp_after_max_ms, value),
             "message.timestamp.type" => match value {
@@ -196,5 +201,20 @@ mod tests {
         let c = log_config(&broker, &overrides);
         assert_eq!(c.message_timestamp_after_max_ms, 5000);
         assert_eq!(c.message_timestamp_before_max_ms, 60_000);
+    }
+
+    #[test]
+    fn a_cleanup_policy_naming_compact_makes_the_log_compacted() {
+        let broker = BrokerConfig::from_raw(&Default::default()).unwrap();
+        assert!(!log_config(&broker, &BTreeMap::new()).compact);
+        for (policy, compact) in [
+            ("compact", true),
+            ("delete,compact", true),
+            ("compact, delete", true),
+            ("delete", false),
+        ] {
+            let overrides = BTreeMap::from([("cleanup.policy".to_string(), policy.to_string())]);
+            assert_eq!(log_config(&broker, &overrides).compact, compact, "{policy}");
+        }
     }
 }
