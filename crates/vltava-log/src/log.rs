@@ -401,7 +401,14 @@ impl Log {
                 assigned.push((*position, header));
             }
             let last_offset = next - 1;
-            self.maybe_roll(&mut state, batches.len() as u64, last_offset, now_ms)?;
+            let incoming = Some(max_timestamp);
+            self.maybe_roll(
+                &mut state,
+                batches.len() as u64,
+                last_offset,
+                now_ms,
+                incoming,
+            )?;
             state
                 .active_mut()
                 .append(&self.cache, batches, &assigned, now_ms)?;
@@ -439,20 +446,33 @@ impl Log {
         Ok(info)
     }
 
+    /// Rolls before an append of `bytes` ending at `last_offset` whose largest timestamp is
+    /// `incoming_timestamp` (`None` from the maintenance timer). Kafka's `segment.ms` measures
+    /// record time (KIP-32, `LogSegment.shouldRoll`): the incoming batch's max timestamp less the
+    /// segment's first batch's, when that one has a timestamp; the wall clock since the segment
+    /// began otherwise, and always for the timer (Vltava's: Kafka rolls only on append).
     fn maybe_roll(
         &self,
         state: &mut LogState,
         bytes: u64,
         last_offset: i64,
         now_ms: i64,
+        incoming_timestamp: Option<i64>,
     ) -> Result<()> {
-        let config = &state.config;
-        let active = state.active();
-        let too_old = !active.is_empty()
-            && active
-                .first_append_ms
-                .is_some_and(|first| now_ms.saturating_sub(first) >= config.segment_ms as i64);
-        let full = !active.has_room_for(bytes, last_offset, config.segment_bytes);
+        let segment_ms = i64::try_from(state.config.segment_ms).unwrap_or(i64::MAX);
+        let segment_bytes = state.config.segment_bytes;
+        let cache = &self.cache;
+        let active = state.active_mut();
+        let waited = match (incoming_timestamp, active.first_batch_timestamp(cache)?) {
+            (_, None) => None,
+            (Some(incoming), Some(first)) if first >= 0 => Some(incoming.saturating_sub(first)),
+            _ => active.first_append_ms.map(|t| now_ms.saturating_sub(t)),
+        };
+        let too_old = match incoming_timestamp {
+            Some(_) => waited.is_some_and(|w| w > segment_ms),
+            None => waited.is_some_and(|w| w >= segment_ms),
+        };
+        let full = !active.has_room_for(bytes, last_offset, segment_bytes);
         if too_old || full {
             self.roll(state)?;
         }
@@ -487,7 +507,7 @@ impl Log {
     pub fn roll_if_due(&self, now_ms: i64) -> Result<()> {
         let mut state = self.lock();
         let end = state.log_end_offset();
-        self.maybe_roll(&mut state, 0, end, now_ms)
+        self.maybe_roll(&mut state, 0, end, now_ms, None)
     }
 
     /// Reads from the batch containing `offset`, at most `max_bytes` (but the first batch whole

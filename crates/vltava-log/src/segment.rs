@@ -53,8 +53,12 @@ pub struct Segment {
     bytes_since_last_index_entry: u64,
     max_timestamp: i64,
     offset_of_max_timestamp: i64,
-    /// Wall-clock time of the first append, for `segment.ms`.
+    /// Wall-clock time of the first append, for `segment.ms` when the first batch carries no
+    /// timestamp (Kafka's segment `created` time).
     pub first_append_ms: Option<i64>,
+    /// `maxTimestamp` of the first batch (Kafka's `rollingBasedTimestamp`); `None` until known:
+    /// read from the file on first use after an open or a truncation.
+    first_batch_timestamp: Option<i64>,
 }
 
 impl Segment {
@@ -80,6 +84,7 @@ impl Segment {
             max_timestamp: -1,
             offset_of_max_timestamp: -1,
             first_append_ms: None,
+            first_batch_timestamp: None,
         })
     }
 
@@ -101,6 +106,7 @@ impl Segment {
             max_timestamp: -1,
             offset_of_max_timestamp: -1,
             first_append_ms: None,
+            first_batch_timestamp: None,
         })
     }
 
@@ -170,6 +176,9 @@ impl Segment {
         }
         self.load_indexes(cache)?;
         let start = self.size;
+        if start == 0 {
+            self.first_batch_timestamp = batches.first().map(|(_, h)| h.max_timestamp);
+        }
         for (position, header) in batches {
             self.index_batch(start + *position as u64, header);
         }
@@ -199,6 +208,15 @@ impl Segment {
         }
         self.bytes_since_last_index_entry += header.size() as u64;
         self.next_offset = header.next_offset();
+    }
+
+    /// The `maxTimestamp` of the segment's first batch, `None` while it is empty.
+    pub fn first_batch_timestamp(&mut self, cache: &FileCache) -> Result<Option<i64>> {
+        if self.first_batch_timestamp.is_none() && self.size > 0 {
+            let file = self.file(cache)?;
+            self.first_batch_timestamp = self.header_at(&file, 0)?.map(|h| h.max_timestamp);
+        }
+        Ok(self.first_batch_timestamp)
     }
 
     /// Reads the header of the batch at `position`, or `None` if fewer than a header's bytes
@@ -441,6 +459,7 @@ impl Segment {
             batches += 1;
         };
         self.size = position;
+        self.first_batch_timestamp = None;
         Ok(ScanOutcome {
             valid_bytes: position,
             invalid_bytes: file_len - position,
@@ -466,6 +485,7 @@ impl Segment {
             .map_err(|e| LogError::io("truncate", &self.log_path, e))?;
         // Rebuild the tail state from the surviving bytes: cheap compared with replication.
         self.size = position;
+        self.first_batch_timestamp = None;
         self.rebuild_from_scan(cache, false)?;
         self.persist_indexes(false)?;
         Ok(self.next_offset)

@@ -179,8 +179,11 @@ fn segments_roll_by_size_and_keep_kafka_file_names() {
     }
 }
 
+/// Kafka's segment.ms measures record time (KIP-32, LogSegment.shouldRoll): an append rolls
+/// the segment when its max timestamp is more than segment.ms past the first batch's, whatever
+/// the wall clock says.
 #[test]
-fn segments_roll_by_age() {
+fn segments_roll_by_record_time() {
     let root = tempfile::tempdir().expect("tempdir");
     let (_dir, log) = open(
         root.path(),
@@ -189,14 +192,44 @@ fn segments_roll_by_age() {
             ..LogConfig::default()
         },
     );
-    log.append(&mut batch(1, "a", 1), 0, 10_000)
+    log.append(&mut batch(10_000, "a", 1), 0, 0)
         .expect("append");
-    log.append(&mut batch(1, "b", 1), 0, 10_500)
+    log.append(&mut batch(11_000, "b", 1), 0, 999_999)
+        .expect("append");
+    assert_eq!(log.segment_count(), 1, "exactly segment.ms later stays");
+    log.append(&mut batch(11_001, "c", 1), 0, 0)
+        .expect("append");
+    assert_eq!(log.segment_count(), 2, "past segment.ms rolls");
+    // An old-timestamped segment rolls as soon as current data arrives (why Kafka's Fetch
+    // after a transaction on 1970 data returns the data without the marker: they are in two
+    // segments, and a fetch reads from one).
+    log.append(&mut batch(1_000_000, "now", 1), 0, 0)
+        .expect("append");
+    assert_eq!(log.segment_count(), 3);
+}
+
+/// A first batch without timestamps (-1): the segment ages by the wall clock instead.
+#[test]
+fn segments_without_timestamps_roll_by_wall_clock() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (_dir, log) = open(
+        root.path(),
+        LogConfig {
+            segment_ms: 1_000,
+            ..LogConfig::default()
+        },
+    );
+    log.append(&mut batch(-1, "a", 1), 0, 10_000)
+        .expect("append");
+    log.append(&mut batch(-1, "b", 1), 0, 11_000)
         .expect("append");
     assert_eq!(log.segment_count(), 1);
-    log.append(&mut batch(1, "c", 1), 0, 11_000)
+    log.append(&mut batch(-1, "c", 1), 0, 11_001)
         .expect("append");
     assert_eq!(log.segment_count(), 2);
+    // And the maintenance timer rolls an idle segment by the wall clock.
+    log.roll_if_due(20_000).expect("timer");
+    assert_eq!(log.segment_count(), 3);
 }
 
 #[test]
