@@ -16,6 +16,12 @@ pub static CASES: &[Case] = &[
     case!("bad_input/api_versions_too_new", api_versions_too_new),
     case!("bad_input/undecodable_body", undecodable_body),
     case!("bad_input/array_length_beyond_frame", array_beyond_frame),
+    case!("bad_input/string_length_beyond_frame", string_beyond_frame),
+    case!(
+        "bad_input/client_id_length_beyond_frame",
+        client_id_beyond_frame
+    ),
+    case!("bad_input/negative_string_length", negative_string_length),
     case!("bad_input/pipelined_in_order", pipelined),
     case!("bad_input/sasl_handshake_on_plaintext", sasl_on_plaintext),
     case!(
@@ -149,6 +155,46 @@ fn array_beyond_frame(ctx: &mut Ctx) -> Result<()> {
     } else {
         body.put_i32(1_000_000);
     }
+    conn.send_raw(&framed(&body))?;
+    record_close(ctx, &mut conn)
+}
+
+/// A Metadata v4 (non-flexible) request whose one topic name declares more bytes than follow.
+fn string_beyond_frame(ctx: &mut Ctx) -> Result<()> {
+    let mut conn = ctx.conn()?;
+    let mut body = header(ApiKey::Metadata as i16, 4, false);
+    body.put_i32(1); // one topic
+    body.put_i16(30_000); // name length
+    body.put_slice(b"short");
+    conn.send_raw(&framed(&body))?;
+    record_close(ctx, &mut conn)
+}
+
+/// The request header's client id declares more bytes than the frame holds.
+fn client_id_beyond_frame(ctx: &mut Ctx) -> Result<()> {
+    let mut conn = ctx.conn()?;
+    let mut body = BytesMut::new();
+    body.put_i16(ApiKey::Metadata as i16);
+    body.put_i16(4);
+    body.put_i32(7);
+    body.put_i16(1_000);
+    body.put_slice(b"abc");
+    conn.send_raw(&framed(&body))?;
+    record_close(ctx, &mut conn)
+}
+
+/// A non-nullable string (CreateTopics v4 topic name) with a negative length other than -1.
+fn negative_string_length(ctx: &mut Ctx) -> Result<()> {
+    let mut conn = ctx.conn()?;
+    let mut body = header(ApiKey::CreateTopics as i16, 4, false);
+    body.put_i32(1); // one topic
+    body.put_i16(-3); // name length
+    body.put_i32(1); // partitions
+    body.put_i16(1); // replication factor
+    body.put_i32(0); // assignments
+    body.put_i32(0); // configs
+    body.put_i32(1000); // timeout
+    body.put_u8(0); // validate_only
     conn.send_raw(&framed(&body))?;
     record_close(ctx, &mut conn)
 }
