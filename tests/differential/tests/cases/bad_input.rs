@@ -22,6 +22,11 @@ pub static CASES: &[Case] = &[
         client_id_beyond_frame
     ),
     case!("bad_input/negative_string_length", negative_string_length),
+    case!(
+        "bad_input/negative_nullable_array_length",
+        negative_nullable_array_length
+    ),
+    case!("bad_input/varint_too_long", varint_too_long),
     case!("bad_input/pipelined_in_order", pipelined),
     case!("bad_input/sasl_handshake_on_plaintext", sasl_on_plaintext),
     case!(
@@ -195,6 +200,40 @@ fn negative_string_length(ctx: &mut Ctx) -> Result<()> {
     body.put_i32(0); // configs
     body.put_i32(1000); // timeout
     body.put_u8(0); // validate_only
+    conn.send_raw(&framed(&body))?;
+    record_close(ctx, &mut conn)
+}
+
+/// Metadata v4's topics array is nullable (-1: all topics); -5 is neither null nor a length.
+fn negative_nullable_array_length(ctx: &mut Ctx) -> Result<()> {
+    let mut conn = ctx.conn()?;
+    let mut body = header(ApiKey::Metadata as i16, 4, false);
+    body.put_i32(-5);
+    body.put_u8(0); // allow_auto_topic_creation
+    conn.send_raw(&framed(&body))?;
+    let outcome = match conn.recv::<MetadataRequest>(4)? {
+        Reply::Response(r) => format!(
+            "answered: error-free brokers {}, topics listed {}",
+            !r.brokers.is_empty(),
+            r.topics.iter().all(|t| t.error_code == 0)
+        ),
+        Reply::Closed => "connection closed".to_string(),
+    };
+    ctx.record("outcome", outcome);
+    Ok(())
+}
+
+/// A flexible request (Metadata v12) whose compact array length is a six-byte varint.
+fn varint_too_long(ctx: &mut Ctx) -> Result<()> {
+    let mut conn = ctx.conn()?;
+    let v = ctx.v(ApiKey::Metadata);
+    if v < 9 {
+        ctx.record("outcome", "no flexible Metadata version".to_string());
+        return Ok(());
+    }
+    let mut body = header(ApiKey::Metadata as i16, v, true);
+    body.put_slice(&[0x81, 0x80, 0x80, 0x80, 0x80, 0x00]);
+    body.put_slice(&[0, 0, 0]);
     conn.send_raw(&framed(&body))?;
     record_close(ctx, &mut conn)
 }

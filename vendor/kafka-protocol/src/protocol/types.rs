@@ -124,10 +124,12 @@ impl<T: NewType<u32>> Decoder<T> for UnsignedVarInt {
             let b = buf.try_get_u8()? as u32;
             value |= (b & 0x7F) << (i * 7);
             if b < 0x80 {
-                break;
+                return Ok(value.into());
             }
         }
-        Ok(value.into())
+        // Vltava patch: a fifth byte that still continues is Kafka's "Varint is too long"
+        // (ByteUtils.readUnsignedVarint); upstream read on as if the varint had ended.
+        bail!("Varint is too long")
     }
 }
 
@@ -171,10 +173,11 @@ impl<T: NewType<u64>> Decoder<T> for UnsignedVarLong {
             let b = buf.try_get_u8()? as u64;
             value |= (b & 0x7F) << (i * 7);
             if b < 0x80 {
-                break;
+                return Ok(value.into());
             }
         }
-        Ok(value.into())
+        // Vltava patch: see UnsignedVarInt (ByteUtils.readUnsignedVarlong, ten bytes).
+        bail!("Varlong is too long")
     }
 }
 
@@ -363,9 +366,9 @@ impl Decoder<Option<StdString>> for String {
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
             }
-            n => {
-                bail!("String length is negative ({n})");
-            }
+            // Vltava patch: Kafka's generated readers take any negative length of a nullable
+            // field as null (the non-nullable decoders below still refuse it).
+            _ => Ok(None),
         }
     }
 }
@@ -378,9 +381,9 @@ impl<T: NewType<StrBytes>> Decoder<Option<T>> for String {
                 let strbuf = StrBytes::try_from(buf.try_get_bytes(n as usize)?)?;
                 Ok(Some(strbuf.into()))
             }
-            n => {
-                bail!("String length is negative ({n})");
-            }
+            // Vltava patch: Kafka's generated readers take any negative length of a nullable
+            // field as null (the non-nullable decoders below still refuse it).
+            _ => Ok(None),
         }
     }
 }
@@ -659,9 +662,9 @@ impl Decoder<Option<Vec<u8>>> for Bytes {
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
             }
-            n => {
-                bail!("Data length is negative ({n})");
-            }
+            // Vltava patch: Kafka's generated readers take any negative length of a nullable
+            // field as null (the non-nullable decoders below still refuse it).
+            _ => Ok(None),
         }
     }
 }
@@ -671,9 +674,9 @@ impl Decoder<Option<bytes::Bytes>> for Bytes {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => Ok(Some(buf.try_get_bytes(n as usize)?)),
-            n => {
-                bail!("Data length is negative ({n})");
-            }
+            // Vltava patch: Kafka's generated readers take any negative length of a nullable
+            // field as null (the non-nullable decoders below still refuse it).
+            _ => Ok(None),
         }
     }
 }
@@ -999,9 +1002,9 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
                 }
                 Ok(Some(result))
             }
-            n => {
-                bail!("Array length is negative ({n})");
-            }
+            // Vltava patch: Kafka's generated readers take any negative length of a nullable
+            // field as null (the non-nullable decoders below still refuse it).
+            _ => Ok(None),
         }
     }
 }
