@@ -141,6 +141,8 @@ fn idempotent_sequences(ctx: &mut Ctx) -> Result<()> {
         "future_epoch_seq_7",
         &produce(7, epoch + 7, &["f"])?,
     )?;
+    // kafka-bad-input.md §4.2: an epoch older than the producer's current one.
+    produce_step(ctx, &mut conn, "old_epoch", &produce(3, epoch, &["g"])?)?;
     ctx.step(&mut conn, "fetch", &fetch_req(&name, id, 0, 0, 0))
 }
 
