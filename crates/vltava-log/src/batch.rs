@@ -1,8 +1,9 @@
 //! RecordBatch v2 headers, read and patched in place.
 //!
-//! The log never decodes records: it validates the 61-byte header and the CRC32C, and rewrites
-//! `baseOffset` and `partitionLeaderEpoch` (neither is covered by the CRC). Layout, from Kafka's
-//! `DefaultRecordBatch`:
+//! No records are decoded here: the 61-byte header and the CRC32C are validated, and
+//! `baseOffset` and `partitionLeaderEpoch` (neither is covered by the CRC) rewritten. (The few
+//! rules Kafka checks per record, for compacted topics and out-of-bounds timestamps, are in
+//! `record_rules`.) Layout, from Kafka's `DefaultRecordBatch`:
 //!
 //! ```text
 //! baseOffset i64 | batchLength i32 | partitionLeaderEpoch i32 | magic i8 | crc u32 |
