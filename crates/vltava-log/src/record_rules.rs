@@ -3,14 +3,20 @@
 //! `message.timestamp.after.max.ms` (KIP-937) on CreateTime topics, and no LogAppendTime set by
 //! a producer.
 //!
-//! HOT PATH: every producer batch passes [`check`]. On a topic that is not compacted the header
-//! settles the common case: the records' timestamps are only read (with
-//! [`records::for_each_record`]) when the batch's `baseTimestamp` or `maxTimestamp` falls
-//! outside the bounds. That reading then decides exactly, record by record, as Kafka does; a
-//! batch whose header timestamps are in bounds is accepted without looking further, even if one
-//! of its records (a timestamp below the base, which producers do not write) would be out of
-//! bounds in Kafka. Batches for compacted topics are always read, keys and timestamps checked
-//! per record (DESIGN.md: only compacted topics look inside on the produce path).
+//! HOT PATH: every producer batch passes [`check`]. For an uncompressed batch on a topic that is
+//! not compacted the header settles the common case: the records' timestamps are only read
+//! (with [`records::for_each_record`]) when the batch's `baseTimestamp` or `maxTimestamp` falls
+//! outside the bounds. That reading then decides exactly, record by record, as Kafka does; an
+//! uncompressed batch whose header timestamps are in bounds is accepted without looking
+//! further, even if one of its records (a timestamp below the base, which producers do not
+//! write) would be out of bounds in Kafka. Batches for compacted topics are always read, keys
+//! and timestamps checked per record.
+//!
+//! Compressed batches are always read too, as Kafka's `LogValidator` does: a batch whose CRC is
+//! right but whose records do not decompress (or decompress past the cap, or to another count
+//! than the header's) would otherwise be stored and break every consumer of the partition. It
+//! costs a decompression per compressed batch (the batch is still stored as the producer
+//! compressed it), which Kafka pays too.
 
 use crate::batch::BatchHeader;
 use crate::config::{LogConfig, TimestampType};
@@ -139,7 +145,7 @@ pub fn check(batch: &[u8], header: &BatchHeader, config: &LogConfig, now_ms: i64
         let header_in_bounds = [header.base_timestamp, header.max_timestamp]
             .iter()
             .all(|&ts| timestamp_rule(ts, 0).is_none());
-        if header_in_bounds {
+        if header_in_bounds && header.compression() == 0 {
             return Ok(());
         }
     }
@@ -354,6 +360,30 @@ mod tests {
         let zstd = zstd::encode_all(section.as_slice(), 3).unwrap();
         let zstd = crate::batch::wrap_test_records(NOW, NOW, 2, 4, &zstd);
         assert_eq!(rejected(run(&zstd, &compacted())), (87, vec![1]));
+    }
+
+    #[test]
+    fn a_compressed_batch_on_any_topic_must_decompress_to_its_records() {
+        use std::io::Write;
+        let section = crate::batch::encode_test_records(&records(&[0, 1]));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&section).unwrap();
+        let good = crate::batch::wrap_test_records(NOW, NOW + 1, 2, 1, &gz.finish().unwrap());
+        assert!(run(&good, &LogConfig::default()).is_ok());
+        // A valid CRC over bytes that are not a gzip stream: stored, it would break consumers.
+        let garbage = crate::batch::wrap_test_records(NOW, NOW + 1, 2, 1, b"not gzip at all");
+        let err = run(&garbage, &LogConfig::default()).expect_err("does not decompress");
+        assert_eq!(err.kafka_error_code(), 87);
+        // Fewer records than the header declares.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&section).unwrap();
+        let short = crate::batch::wrap_test_records(NOW, NOW + 1, 3, 1, &gz.finish().unwrap());
+        assert_eq!(
+            run(&short, &LogConfig::default())
+                .expect_err("count")
+                .kafka_error_code(),
+            87
+        );
     }
 
     /// Kafka's processRecordErrors: any timestamp error makes the whole answer INVALID_TIMESTAMP.
