@@ -1,5 +1,6 @@
 // HOT PATH: one allocation per partition (the batches copied out of the request so the log can
-// rewrite offsets in place), none per record; records are never decoded here.
+// rewrite offsets in place), none per record; records are not decoded here (the log's
+// record_rules decodes compressed and compacted batches, and out-of-bounds timestamps).
 //! Produce (0): append producer batches, answer per partition with Kafka's error codes.
 //!
 //! Idempotent producers: the log checks each batch's producer id, epoch and sequence under its
