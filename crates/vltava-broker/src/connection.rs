@@ -37,8 +37,14 @@ pub const MAX_IN_FLIGHT: usize = 32;
 
 const WRITE_BUFFER: usize = 64 * 1024;
 
-/// Most bytes the read buffer grows by at once while a large frame arrives.
+/// Most bytes the read buffer grows by at once while a frame over [`WHOLE_FRAME`] arrives.
 const READ_CHUNK: usize = 256 * 1024;
+
+/// Frames up to this size get their whole buffer at once: a producer's 1 MiB request then
+/// lands without the buffer being reallocated (and copied) on the way, which cost 4.5 % of the
+/// broker's CPU under 1 KiB acks=all produce. What a client can make us hold without sending
+/// stays bounded by this per connection (and by queued.max.request.bytes when set).
+const WHOLE_FRAME: usize = 1024 * 1024 + 64 * 1024;
 
 /// Request bytes shared by all connections (`queued.max.request.bytes`).
 #[derive(Clone)]
@@ -152,9 +158,10 @@ async fn read_frame(
                 let _ = frame.split_to(4);
                 return Ok(Some((frame.freeze(), held)));
             }
-            // The size was checked against socket.request.max.bytes, but we still grow the
-            // buffer only as bytes arrive: a client that declares 100 MiB and sends a trickle
-            // holds what it sent, not what it promised.
+            FrameStatus::NeedBody(size) if size <= WHOLE_FRAME => buf.reserve(4 + size - buf.len()),
+            // The size was checked against socket.request.max.bytes, but a larger frame's
+            // buffer grows only as bytes arrive: a client that declares 100 MiB and sends a
+            // trickle holds what it sent, not what it promised.
             FrameStatus::NeedBody(size) => buf.reserve((4 + size - buf.len()).min(READ_CHUNK)),
             FrameStatus::NeedSize => buf.reserve(4096),
         }
