@@ -7,7 +7,7 @@ import pytest
 
 import kafka_wire as wire
 from clients import create_topic
-from conftest import TARGET, vltava_bug
+from conftest import TARGET
 
 BROKER_OVERRIDES = {"auto.create.topics.enable": "false"}
 SOCKET_REQUEST_MAX_BYTES = 104857600  # socket.request.max.bytes default
