@@ -6,17 +6,17 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::records::RecordBatchDecoder;
 
 use super::{blocking, Reply, RequestContext};
 use crate::broker::Broker;
 use crate::error::{self, ConnectionError};
 use crate::replica::Partition;
+use vltava_log::batch::BatchHeader;
+use vltava_log::records;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -157,7 +157,7 @@ pub fn lookup(partition: &Partition, timestamp: i64) -> Result<Found, i16> {
             match batch {
                 None => Ok(NOT_FOUND),
                 Some(batch) => {
-                    let max = max_record(batch)?;
+                    let max = max_record(&batch, log.config().max_decompressed_bytes())?;
                     Ok(max.unwrap_or(NOT_FOUND))
                 }
             }
@@ -168,53 +168,129 @@ pub fn lookup(partition: &Partition, timestamp: i64) -> Result<Found, i16> {
                 .map_err(|e| error::log_error_code(&e))?;
             match batch {
                 None => Ok(NOT_FOUND),
-                Some(batch) => Ok(first_record_at_or_after(batch, ts)?.unwrap_or(NOT_FOUND)),
+                Some(batch) => Ok(first_record_at_or_after(
+                    &batch,
+                    ts,
+                    log.config().max_decompressed_bytes(),
+                )?
+                .unwrap_or(NOT_FOUND)),
             }
         }
         _ => Err(error::INVALID_REQUEST),
     }
 }
 
-fn decode(batch: Vec<u8>) -> Result<Vec<kafka_protocol::records::Record>, i16> {
-    let mut bytes = Bytes::from(batch);
-    RecordBatchDecoder::decode(&mut bytes)
-        .map(|set| set.records)
-        .map_err(|_| error::CORRUPT_MESSAGE)
+/// Calls `visit` with each data record of one stored batch (none for a control batch), reading
+/// them as a stream with decompression bounded as on the produce path, so a lookup allocates
+/// nothing per record.
+fn for_each_data_record(
+    batch: &[u8],
+    max_decompressed_bytes: u64,
+    mut visit: impl FnMut(Found),
+) -> Result<(), i16> {
+    let header = BatchHeader::parse(batch).ok_or(error::CORRUPT_MESSAGE)?;
+    if header.is_control() {
+        return Ok(());
+    }
+    records::for_each_record(batch, &header, max_decompressed_bytes, |r| {
+        visit(Found {
+            offset: header.base_offset + i64::from(r.offset_delta),
+            timestamp: header.base_timestamp + r.timestamp_delta,
+            leader_epoch: header.partition_leader_epoch,
+        })
+    })
+    .map_err(|_| error::CORRUPT_MESSAGE)
 }
 
 /// The first record of `batch` with timestamp >= `ts`.
-pub fn first_record_at_or_after(batch: Vec<u8>, ts: i64) -> Result<Option<Found>, i16> {
-    Ok(decode(batch)?
-        .into_iter()
-        .find(|r| !r.control && r.timestamp >= ts)
-        .map(|r| Found {
-            offset: r.offset,
-            timestamp: r.timestamp,
-            leader_epoch: r.partition_leader_epoch,
-        }))
+pub fn first_record_at_or_after(
+    batch: &[u8],
+    ts: i64,
+    max_decompressed_bytes: u64,
+) -> Result<Option<Found>, i16> {
+    let mut first = None;
+    for_each_data_record(batch, max_decompressed_bytes, |r| {
+        if first.is_none() && r.timestamp >= ts {
+            first = Some(r);
+        }
+    })?;
+    Ok(first)
 }
 
 /// The (first) record with the largest timestamp in `batch`.
-pub fn max_record(batch: Vec<u8>) -> Result<Option<Found>, i16> {
+pub fn max_record(batch: &[u8], max_decompressed_bytes: u64) -> Result<Option<Found>, i16> {
     let mut best: Option<Found> = None;
-    for r in decode(batch)? {
-        if r.control {
-            continue;
-        }
+    for_each_data_record(batch, max_decompressed_bytes, |r| {
         if best.is_none_or(|b| r.timestamp > b.timestamp) {
-            best = Some(Found {
-                offset: r.offset,
-                timestamp: r.timestamp,
-                leader_epoch: r.partition_leader_epoch,
-            });
+            best = Some(r);
         }
-    }
+    })?;
     Ok(best)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    /// One gzip batch at base offset 10, leader epoch 3, records stamped as given.
+    fn batch(timestamps: &[i64]) -> Vec<u8> {
+        let records: Vec<Record> = timestamps
+            .iter()
+            .enumerate()
+            .map(|(i, &timestamp)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 3,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: 10 + i as i64,
+                // The encoder starts a new batch whenever offset - sequence changes.
+                sequence: i as i32 - 1,
+                timestamp,
+                key: None,
+                value: Some(Bytes::from_static(b"v")),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::Gzip,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode");
+        buf.to_vec()
+    }
+
+    #[test]
+    fn timestamp_lookups_read_the_records_of_a_compressed_batch() {
+        let b = batch(&[100, 300, 200, 300]);
+        let at = |offset, timestamp| Found {
+            offset,
+            timestamp,
+            leader_epoch: 3,
+        };
+        let cap = 1 << 20;
+        assert_eq!(
+            first_record_at_or_after(&b, 150, cap),
+            Ok(Some(at(11, 300)))
+        );
+        assert_eq!(
+            first_record_at_or_after(&b, 100, cap),
+            Ok(Some(at(10, 100)))
+        );
+        assert_eq!(first_record_at_or_after(&b, 301, cap), Ok(None));
+        // The first of two records with the largest timestamp, as Kafka answers.
+        assert_eq!(max_record(&b, cap), Ok(Some(at(11, 300))));
+        // Past the decompression cap, or not a batch: CORRUPT_MESSAGE.
+        assert_eq!(max_record(&b, 4), Err(error::CORRUPT_MESSAGE));
+        assert_eq!(max_record(&b[..20], cap), Err(error::CORRUPT_MESSAGE));
+    }
 
     #[test]
     fn special_timestamps_need_the_version_that_introduced_them() {
