@@ -531,37 +531,26 @@ mod tests {
         }
     }
 
+    /// The code both the log's validation and the produce framing check answer for `magic`.
+    fn codes_for_magic(magic: u8) -> (i16, i16) {
+        let mut batch = build_test_batch(5, &[b"hello"]);
+        batch[MAGIC] = magic;
+        let validated = validate_all(&batch).expect_err("magic").kafka_error_code();
+        let framed = check_produce_framing(&batch)
+            .expect_err("magic")
+            .kafka_error_code();
+        (validated, framed)
+    }
+
     #[test]
     fn legacy_magic_is_an_invalid_record() {
-        let mut batch = build_test_batch(5, &[b"hello"]);
-        batch[MAGIC] = 1;
-        assert_eq!(
-            validate_all(&batch).expect_err("magic").kafka_error_code(),
-            87
-        );
-        assert_eq!(
-            check_produce_framing(&batch)
-                .expect_err("magic")
-                .kafka_error_code(),
-            87
-        );
+        assert_eq!(codes_for_magic(1), (87, 87));
     }
 
     #[test]
     fn unknown_magic_is_corrupt_as_kafkas_batch_iterator_says() {
         for magic in [3u8, 0x80] {
-            let mut batch = build_test_batch(5, &[b"hello"]);
-            batch[MAGIC] = magic;
-            assert_eq!(
-                validate_all(&batch).expect_err("magic").kafka_error_code(),
-                2
-            );
-            assert_eq!(
-                check_produce_framing(&batch)
-                    .expect_err("magic")
-                    .kafka_error_code(),
-                2
-            );
+            assert_eq!(codes_for_magic(magic), (2, 2));
         }
     }
 
