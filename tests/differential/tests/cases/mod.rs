@@ -98,6 +98,12 @@ pub fn create_topic(
     if code != 0 {
         return Err(format!("create topic {name}: error {code}"));
     }
+    wait_until_ready(ctx, &mut conn, name, partitions)
+}
+
+/// Waits until a just-created topic `name` has a leader for each of its `partitions` that
+/// answers ListOffsets; returns its topic id.
+pub fn wait_until_ready(ctx: &Ctx, conn: &mut Conn, name: &str, partitions: i32) -> Result<Uuid> {
     let id = wait_for(Duration::from_secs(30), || {
         let md = conn.must(ctx.v(ApiKey::Metadata), &metadata_req(&[name], false))?;
         Ok(md.topics.first().and_then(|t| {

@@ -8,7 +8,7 @@ use kafka_protocol::messages::*;
 use uuid::Uuid;
 use vltava_differential::{Ctx, Result, Target};
 
-use super::{case, create_topic, metadata_req, s, tn, Case};
+use super::{case, create_topic, metadata_req, s, tn, wait_until_ready, Case};
 
 /// Last in the run: the broker it needs starts in the background meanwhile.
 pub static LAST: &[Case] = &[case!(
@@ -271,6 +271,9 @@ fn describe_new_topic(ctx: &mut Ctx) -> Result<()> {
             .with_timeout_ms(30_000)
             .with_topics(vec![with_config(&name, "retention.ms", Some("123456"))]),
     )?;
+    // Kafka answers DescribeConfigs with UNKNOWN_TOPIC_OR_PARTITION until the new topic has
+    // reached its broker's metadata.
+    wait_until_ready(ctx, &mut conn, &name, 1)?;
     for t in &created.topics {
         ctx.record("create_response:error", format!("{}", t.error_code));
         for c in t.configs.iter().flatten() {
