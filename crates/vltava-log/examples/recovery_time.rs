@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut buf = template.clone();
         for _ in 0..batches {
             buf.copy_from_slice(&template);
-            log.append(&mut buf, 0, 0)?;
+            log.append(&buf, 0, 0)?;
         }
         log.flush(log.log_end_offset())?;
         println!(

@@ -356,24 +356,33 @@ pub fn rewrite_crc(batch: &mut [u8]) {
     batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
-/// Rewrites `baseOffset` and `partitionLeaderEpoch` of the batch starting at `batch[0]`.
-/// Neither field is covered by the CRC, so the batch stays valid.
+/// The header the log writes in front of a producer's batch: `batch`'s first
+/// [`HEADER_SIZE`] bytes with `baseOffset` and `partitionLeaderEpoch` assigned (neither is
+/// covered by the CRC) and, for a `LogAppendTime` topic, the timestamp-type bit and
+/// `maxTimestamp` set to `log_append_time` with the CRC recomputed over the new header and the
+/// batch's unchanged records (Kafka's `LogValidator` does the same). The records themselves are
+/// never copied: the log writes this header and `batch[HEADER_SIZE..]` in one vectored write.
 #[allow(clippy::indexing_slicing)] // callers pass a validated batch (len >= HEADER_SIZE)
-pub fn assign(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
-    batch[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
-    batch[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4]
+pub fn assigned_header(
+    batch: &[u8],
+    base_offset: i64,
+    leader_epoch: i32,
+    log_append_time: Option<i64>,
+) -> [u8; HEADER_SIZE] {
+    let mut header = [0u8; HEADER_SIZE];
+    header.copy_from_slice(&batch[..HEADER_SIZE]);
+    header[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
+    header[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4]
         .copy_from_slice(&leader_epoch.to_be_bytes());
-}
-
-/// Stamps log-append time: sets the timestamp-type bit and `maxTimestamp`, then recomputes the
-/// CRC, which covers both (Kafka's `LogValidator` does the same for `LogAppendTime` topics).
-#[allow(clippy::indexing_slicing)] // callers pass a validated batch (len >= HEADER_SIZE)
-pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
-    let attributes = be_i16(batch, ATTRIBUTES) | TIMESTAMP_TYPE_BIT;
-    batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
-    batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = compute_crc(batch);
-    batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    if let Some(now_ms) = log_append_time {
+        let attributes = be_i16(&header, ATTRIBUTES) | TIMESTAMP_TYPE_BIT;
+        header[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        header[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+        let crc =
+            crc32c::crc32c_append(crc32c::crc32c(&header[ATTRIBUTES..]), &batch[HEADER_SIZE..]);
+        header[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+    header
 }
 
 /// Builds an uncompressed batch of `values` (no keys, no headers) for tests and benches.
@@ -488,22 +497,33 @@ mod tests {
         assert_eq!(header.max_timestamp, 1_000);
     }
 
+    /// The batch as the log writes it: the assigned header, then the producer's records.
+    fn with_header(batch: &[u8], header: [u8; HEADER_SIZE]) -> Vec<u8> {
+        [&header[..], &batch[HEADER_SIZE..]].concat()
+    }
+
     #[test]
     fn assigning_offsets_keeps_the_crc_valid() {
-        let mut batch = build_test_batch(5, &[b"x"]);
-        assign(&mut batch, 42, 7);
-        let header = validate(&batch, 0).expect("still valid");
+        let batch = build_test_batch(5, &[b"x"]);
+        let written = with_header(&batch, assigned_header(&batch, 42, 7, None));
+        let header = validate(&written, 0).expect("still valid");
         assert_eq!(header.base_offset, 42);
         assert_eq!(header.partition_leader_epoch, 7);
+        assert_eq!(
+            header.max_timestamp,
+            BatchHeader::parse(&batch).unwrap().max_timestamp
+        );
+        assert_eq!(written[HEADER_SIZE..], batch[HEADER_SIZE..]);
     }
 
     #[test]
     fn log_append_time_rewrites_max_timestamp_and_crc() {
-        let mut batch = build_test_batch(5, &[b"x"]);
-        set_log_append_time(&mut batch, 99);
-        let header = validate(&batch, 0).expect("crc recomputed");
+        let batch = build_test_batch(5, &[b"hello", b"world"]);
+        let written = with_header(&batch, assigned_header(&batch, 42, 7, Some(99)));
+        let header = validate(&written, 0).expect("crc recomputed");
         assert!(header.is_log_append_time());
         assert_eq!(header.max_timestamp, 99);
+        assert_eq!(header.base_offset, 42);
     }
 
     #[test]
@@ -667,8 +687,7 @@ mod tests {
         let mut codec = ok.clone();
         set_attributes(&mut codec, 7);
         assert_eq!(rules(&codec).expect_err("codec 7").kafka_error_code(), 87);
-        let mut offset = ok.clone();
-        assign(&mut offset, 5, 0);
+        let offset = with_header(&ok, assigned_header(&ok, 5, 0, None));
         assert_eq!(
             rules(&offset).expect_err("base offset").kafka_error_code(),
             87

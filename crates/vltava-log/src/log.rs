@@ -21,7 +21,7 @@ use crate::producer_state::{self, PendingUpdate, ProducerEntry, ProducerStateMan
 use crate::record_rules;
 use crate::recovery::{self, RecoveryContext};
 use crate::retention::{self, SegmentFacts};
-use crate::segment::{IndexSettings, Segment};
+use crate::segment::{AssignedBatch, IndexSettings, Segment};
 use crate::txn_verification::{VerificationGuard, Verifications};
 
 pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
@@ -241,11 +241,11 @@ impl Log {
         Ok(())
     }
 
-    /// Validates `batches` (one or more RecordBatch v2), assigns them offsets by rewriting
-    /// `baseOffset` and `partitionLeaderEpoch` in place, and appends them. Nothing is written
-    /// unless every batch is valid. May fsync if `flush.messages` says so: call from a thread
+    /// Validates `batches` (one or more RecordBatch v2), assigns them offsets (`baseOffset` and
+    /// `partitionLeaderEpoch` in the headers it writes; `batches` itself is not changed), and
+    /// appends them. Nothing is written unless every batch is valid. May fsync if `flush.messages` says so: call from a thread
     /// that may block.
-    pub fn append(&self, batches: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
+    pub fn append(&self, batches: &[u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
         self.append_from(AppendOrigin::Client, batches, leader_epoch, now_ms)
     }
 
@@ -253,7 +253,7 @@ impl Log {
     pub fn append_from(
         &self,
         origin: AppendOrigin,
-        batches: &mut [u8],
+        batches: &[u8],
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo> {
@@ -287,7 +287,7 @@ impl Log {
     /// since), else INVALID_TXN_STATE.
     pub fn append_verified(
         &self,
-        batches: &mut [u8],
+        batches: &[u8],
         leader_epoch: i32,
         now_ms: i64,
         guard: Option<VerificationGuard>,
@@ -305,7 +305,7 @@ impl Log {
     fn append_checked(
         &self,
         origin: AppendOrigin,
-        batches: &mut [u8],
+        batches: &[u8],
         leader_epoch: i32,
         now_ms: i64,
         verification: Option<Option<VerificationGuard>>,
@@ -372,15 +372,13 @@ impl Log {
             let mut next = base_offset;
             let mut max_timestamp = -1;
             let append_time = config.message_timestamp_type == TimestampType::LogAppendTime;
+            let log_append_time = append_time.then_some(now_ms);
             for (position, header) in &headers {
                 let bytes = batches
-                    .get_mut(*position..*position + header.size())
+                    .get(*position..*position + header.size())
                     .ok_or_else(|| LogError::corrupt(*position, "batch outside the buffer"))?;
-                batch::assign(bytes, next, leader_epoch);
-                if append_time {
-                    batch::set_log_append_time(bytes, now_ms);
-                }
-                let header = BatchHeader::parse(bytes)
+                let written = batch::assigned_header(bytes, next, leader_epoch, log_append_time);
+                let header = BatchHeader::parse(&written)
                     .ok_or_else(|| LogError::corrupt(*position, "batch header vanished"))?;
                 if header.producer_id >= 0 {
                     if let Some(guard) = verification {
@@ -388,6 +386,7 @@ impl Log {
                             .verifications
                             .check(&state.producers, &header, guard)?;
                     }
+                    // The marker is in the records, which the assigned header does not change.
                     let marker = control::parse_marker(&header, bytes)?;
                     state.producers.validate_batch(
                         &mut pending,
@@ -398,7 +397,11 @@ impl Log {
                 }
                 max_timestamp = max_timestamp.max(header.max_timestamp);
                 next = header.next_offset();
-                assigned.push((*position, header));
+                assigned.push(AssignedBatch {
+                    position: *position,
+                    header,
+                    written_header: written,
+                });
             }
             let last_offset = next - 1;
             let incoming = Some(max_timestamp);
@@ -415,7 +418,7 @@ impl Log {
             if !pending.is_empty() {
                 self.apply_producer_update(&mut state, pending)?;
             }
-            for (_, header) in &assigned {
+            for AssignedBatch { header, .. } in &assigned {
                 if header.is_transactional() || header.is_control() {
                     state.verifications.finish(header.producer_id);
                 }
@@ -876,8 +879,8 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo> {
-        let mut batch = control::build_marker_batch(producer_id, producer_epoch, marker, now_ms);
-        self.append_from(AppendOrigin::Coordinator, &mut batch, leader_epoch, now_ms)
+        let batch = control::build_marker_batch(producer_id, producer_epoch, marker, now_ms);
+        self.append_from(AppendOrigin::Coordinator, &batch, leader_epoch, now_ms)
     }
 
     /// First offset of the oldest open transaction, if any.

@@ -40,9 +40,9 @@ fn a_full_disk_fails_appends_cleanly_and_keeps_what_was_acknowledged() {
         let (_dir, log) = open(root.path(), config.clone());
         let mut i = 0;
         let error = loop {
-            let mut b = batch(i, &format!("{i:0>500}"), 4);
-            match log.append(&mut b, 0, 0) {
-                Ok(_) => acknowledged.push(b),
+            let b = batch(i, &format!("{i:0>500}"), 4);
+            match log.append(&b, 0, 0) {
+                Ok(info) => acknowledged.push(as_stored(&b, &info, 0)),
                 Err(e) => break e,
             }
             i += 1;

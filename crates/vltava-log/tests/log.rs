@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use vltava_log::batch::{self, BatchHeader};
-use vltava_log::{LogConfig, LogError, TimestampType};
+use vltava_log::{AppendInfo, AppendOrigin, LogConfig, LogError, TimestampType};
 
 #[test]
 fn appends_get_dense_offsets_and_read_back_byte_for_byte() {
@@ -12,11 +12,11 @@ fn appends_get_dense_offsets_and_read_back_byte_for_byte() {
     let (_dir, log) = open(root.path(), LogConfig::default());
     let mut expected = Vec::new();
     for i in 0..20 {
-        let mut b = batch(1_000 + i, &format!("b{i}"), 3);
-        let info = log.append(&mut b, 5, 0).expect("append");
+        let b = batch(1_000 + i, &format!("b{i}"), 3);
+        let info = log.append(&b, 5, 0).expect("append");
         assert_eq!(info.base_offset, i * 3);
         assert_eq!(info.last_offset, i * 3 + 2);
-        expected.push(b);
+        expected.push(as_stored(&b, &info, 5));
     }
     assert_eq!(log.log_end_offset(), 60);
     let read = read_all(&log, 0);
@@ -36,7 +36,7 @@ fn a_read_starts_at_the_batch_containing_the_offset() {
     let root = tempfile::tempdir().expect("tempdir");
     let (_dir, log) = open(root.path(), small_segments());
     for i in 0..50 {
-        log.append(&mut batch(i, "x", 4), 0, 0).expect("append");
+        log.append(&batch(i, "x", 4), 0, 0).expect("append");
     }
     for offset in [0, 1, 3, 4, 77, 150, 199] {
         let info = log.read(offset, 1 << 20, i64::MAX, true).expect("read");
@@ -55,7 +55,7 @@ fn reads_stop_below_the_upper_bound_and_respect_max_bytes() {
     let (_dir, log) = open(root.path(), LogConfig::default());
     let one = batch(1, "x", 1).len() as u32;
     for _ in 0..10 {
-        log.append(&mut batch(1, "x", 1), 0, 0).expect("append");
+        log.append(&batch(1, "x", 1), 0, 0).expect("append");
     }
     let info = log.read(0, 1 << 20, 4, false).expect("read");
     assert_eq!(
@@ -88,7 +88,7 @@ fn reads_stop_below_the_upper_bound_and_respect_max_bytes() {
 fn offsets_outside_the_log_are_out_of_range() {
     let root = tempfile::tempdir().expect("tempdir");
     let (_dir, log) = open(root.path(), LogConfig::default());
-    log.append(&mut batch(1, "x", 2), 0, 0).expect("append");
+    log.append(&batch(1, "x", 2), 0, 0).expect("append");
     assert!(log
         .read(2, 100, i64::MAX, true)
         .expect("at end")
@@ -116,19 +116,19 @@ fn invalid_appends_change_nothing() {
             ..LogConfig::default()
         },
     );
-    log.append(&mut batch(1, "ok", 1), 0, 0).expect("append");
+    log.append(&batch(1, "ok", 1), 0, 0).expect("append");
     let mut bad_crc = batch(1, "x", 1);
     let last = bad_crc.len() - 1;
     bad_crc[last] ^= 1;
     assert_eq!(
-        log.append(&mut bad_crc, 0, 0)
+        log.append(&bad_crc, 0, 0)
             .expect_err("crc")
             .kafka_error_code(),
         2
     );
-    let mut big = batch(1, &"y".repeat(300), 1);
+    let big = batch(1, &"y".repeat(300), 1);
     assert_eq!(
-        log.append(&mut big, 0, 0)
+        log.append(&big, 0, 0)
             .expect_err("too large")
             .kafka_error_code(),
         10
@@ -136,10 +136,10 @@ fn invalid_appends_change_nothing() {
     let mut mixed = batch(1, "a", 1);
     mixed.extend(bad_crc);
     assert!(
-        log.append(&mut mixed, 0, 0).is_err(),
+        log.append(&mixed, 0, 0).is_err(),
         "one bad batch rejects the whole append"
     );
-    assert!(log.append(&mut [], 0, 0).is_err(), "empty append");
+    assert!(log.append(&[], 0, 0).is_err(), "empty append");
     assert_eq!(log.log_end_offset(), 1);
     assert_eq!(read_all(&log, 0).len(), 1);
 }
@@ -150,7 +150,7 @@ fn segments_roll_by_size_and_keep_kafka_file_names() {
     let (_dir, log) = open(root.path(), small_segments());
     let size = batch(1, "roll", 5).len() as u64;
     for _ in 0..100 {
-        log.append(&mut batch(1, "roll", 5), 0, 0).expect("append");
+        log.append(&batch(1, "roll", 5), 0, 0).expect("append");
     }
     let per_segment = 4096 / size;
     assert_eq!(
@@ -192,18 +192,16 @@ fn segments_roll_by_record_time() {
             ..LogConfig::default()
         },
     );
-    log.append(&mut batch(10_000, "a", 1), 0, 0)
-        .expect("append");
-    log.append(&mut batch(11_000, "b", 1), 0, 999_999)
+    log.append(&batch(10_000, "a", 1), 0, 0).expect("append");
+    log.append(&batch(11_000, "b", 1), 0, 999_999)
         .expect("append");
     assert_eq!(log.segment_count(), 1, "exactly segment.ms later stays");
-    log.append(&mut batch(11_001, "c", 1), 0, 0)
-        .expect("append");
+    log.append(&batch(11_001, "c", 1), 0, 0).expect("append");
     assert_eq!(log.segment_count(), 2, "past segment.ms rolls");
     // An old-timestamped segment rolls as soon as current data arrives (why Kafka's Fetch
     // after a transaction on 1970 data returns the data without the marker: they are in two
     // segments, and a fetch reads from one).
-    log.append(&mut batch(1_000_000, "now", 1), 0, 0)
+    log.append(&batch(1_000_000, "now", 1), 0, 0)
         .expect("append");
     assert_eq!(log.segment_count(), 3);
 }
@@ -219,13 +217,10 @@ fn segments_without_timestamps_roll_by_wall_clock() {
             ..LogConfig::default()
         },
     );
-    log.append(&mut batch(-1, "a", 1), 0, 10_000)
-        .expect("append");
-    log.append(&mut batch(-1, "b", 1), 0, 11_000)
-        .expect("append");
+    log.append(&batch(-1, "a", 1), 0, 10_000).expect("append");
+    log.append(&batch(-1, "b", 1), 0, 11_000).expect("append");
     assert_eq!(log.segment_count(), 1);
-    log.append(&mut batch(-1, "c", 1), 0, 11_001)
-        .expect("append");
+    log.append(&batch(-1, "c", 1), 0, 11_001).expect("append");
     assert_eq!(log.segment_count(), 2);
     // And the maintenance timer rolls an idle segment by the wall clock.
     log.roll_if_due(20_000).expect("timer");
@@ -237,7 +232,7 @@ fn timestamp_lookup_finds_the_first_batch_at_or_after() {
     let root = tempfile::tempdir().expect("tempdir");
     let (_dir, log) = open(root.path(), small_segments());
     for i in 0..60 {
-        log.append(&mut batch(1_000 + i * 10, "t", 2), 0, 0)
+        log.append(&batch(1_000 + i * 10, "t", 2), 0, 0)
             .expect("append");
     }
     let found = log
@@ -271,7 +266,7 @@ fn log_append_time_stamps_the_broker_clock() {
         ..LogConfig::default()
     };
     let (_dir, log) = open(root.path(), config);
-    let info = log.append(&mut batch(5, "x", 1), 0, 777).expect("append");
+    let info = log.append(&batch(5, "x", 1), 0, 777).expect("append");
     assert_eq!(info.log_append_time_ms, 777);
     let (header, bytes) = read_all(&log, 0).remove(0);
     assert_eq!(header.max_timestamp, 777);
@@ -284,7 +279,7 @@ fn truncation_removes_whole_batches_and_later_segments() {
     let root = tempfile::tempdir().expect("tempdir");
     let (_dir, log) = open(root.path(), small_segments());
     for i in 0..100 {
-        log.append(&mut batch(i, "t", 2), i as i32 / 10, 0)
+        log.append(&batch(i, "t", 2), i as i32 / 10, 0)
             .expect("append");
     }
     log.truncate_to(101).expect("truncate mid-batch");
@@ -298,7 +293,7 @@ fn truncation_removes_whole_batches_and_later_segments() {
     assert_eq!(read_all(&log, 0).len(), 18);
     assert_eq!(log.latest_leader_epoch(), Some(1));
     let info = log
-        .append(&mut batch(1, "after", 1), 9, 0)
+        .append(&batch(1, "after", 1), 9, 0)
         .expect("append after truncation");
     assert_eq!(info.base_offset, 36);
     log.truncate_to(0).expect("truncate all");
@@ -312,7 +307,7 @@ fn offset_for_leader_epoch_follows_the_epoch_cache() {
     let (_dir, log) = open(root.path(), LogConfig::default());
     for (epoch, count) in [(0, 3), (2, 4), (5, 1)] {
         for _ in 0..count {
-            log.append(&mut batch(1, "e", 1), epoch, 0).expect("append");
+            log.append(&batch(1, "e", 1), epoch, 0).expect("append");
         }
     }
     assert_eq!(log.end_offset_for_epoch(0), Some((0, 3)));
@@ -334,8 +329,7 @@ fn retention_deletes_old_segments_and_moves_the_log_start() {
     };
     let (_dir, log) = open(root.path(), config);
     for i in 0..100 {
-        log.append(&mut batch(i * 100, "r", 2), 0, 0)
-            .expect("append");
+        log.append(&batch(i * 100, "r", 2), 0, 0).expect("append");
     }
     let segments = log.segment_count();
     let deleted = log.apply_retention(9_000).expect("retention");
@@ -375,7 +369,7 @@ fn size_retention_keeps_the_log_under_retention_bytes() {
     };
     let (_dir, log) = open(root.path(), config);
     for i in 0..200 {
-        log.append(&mut batch(i, "s", 2), 0, 0).expect("append");
+        log.append(&batch(i, "s", 2), 0, 0).expect("append");
     }
     log.apply_retention(0).expect("retention");
     assert!(
@@ -391,7 +385,7 @@ fn delete_records_advances_the_log_start_offset() {
     let root = tempfile::tempdir().expect("tempdir");
     let (_dir, log) = open(root.path(), small_segments());
     for i in 0..100 {
-        log.append(&mut batch(i, "d", 2), 0, 0).expect("append");
+        log.append(&batch(i, "d", 2), 0, 0).expect("append");
     }
     log.advance_log_start_offset(150).expect("advance");
     assert_eq!(log.log_start_offset(), 150);
@@ -413,7 +407,7 @@ fn a_clean_restart_keeps_everything() {
     let before = {
         let (dir, log) = open(root.path(), small_segments());
         for i in 0..80 {
-            log.append(&mut batch(i, "r", 3), 2, 0).expect("append");
+            log.append(&batch(i, "r", 3), 2, 0).expect("append");
         }
         log.advance_log_start_offset(0).expect("noop");
         dir.shutdown().expect("shutdown");
@@ -429,7 +423,7 @@ fn a_clean_restart_keeps_everything() {
     assert_eq!(log.log_end_offset(), 240);
     assert_eq!(read_all(&log, 0), before);
     assert_eq!(log.latest_leader_epoch(), Some(2));
-    let info = log.append(&mut batch(1, "more", 1), 2, 0).expect("append");
+    let info = log.append(&batch(1, "more", 1), 2, 0).expect("append");
     assert_eq!(info.base_offset, 240);
 }
 
@@ -437,7 +431,7 @@ fn a_clean_restart_keeps_everything() {
 fn flush_makes_offsets_durable_and_advances_the_recovery_point() {
     let root = tempfile::tempdir().expect("tempdir");
     let (dir, log) = open(root.path(), LogConfig::default());
-    let info = log.append(&mut batch(1, "f", 10), 0, 0).expect("append");
+    let info = log.append(&batch(1, "f", 10), 0, 0).expect("append");
     assert_eq!(log.flushed_offset(), 0);
     log.flush(info.last_offset + 1).expect("flush");
     assert_eq!(log.flushed_offset(), 10);
@@ -457,9 +451,9 @@ fn flush_messages_policy_fsyncs_during_append() {
             ..LogConfig::default()
         },
     );
-    log.append(&mut batch(1, "a", 3), 0, 0).expect("append");
+    log.append(&batch(1, "a", 3), 0, 0).expect("append");
     assert_eq!(log.flushed_offset(), 0);
-    log.append(&mut batch(1, "b", 3), 0, 0).expect("append");
+    log.append(&batch(1, "b", 3), 0, 0).expect("append");
     assert_eq!(log.flushed_offset(), 6);
 }
 
@@ -473,7 +467,7 @@ fn flush_ms_policy_flushes_old_appends() {
             ..LogConfig::default()
         },
     );
-    log.append(&mut batch(1, "a", 3), 0, 1_000).expect("append");
+    log.append(&batch(1, "a", 3), 0, 1_000).expect("append");
     assert!(!log.flush_if_due(1_050).expect("not yet"));
     assert!(log.flush_if_due(1_100).expect("due"));
     assert_eq!(log.flushed_offset(), 3);
@@ -483,7 +477,7 @@ fn flush_ms_policy_flushes_old_appends() {
 fn deleting_a_partition_removes_its_directory() {
     let root = tempfile::tempdir().expect("tempdir");
     let (dir, log) = open(root.path(), LogConfig::default());
-    log.append(&mut batch(1, "a", 1), 0, 0).expect("append");
+    log.append(&batch(1, "a", 1), 0, 0).expect("append");
     dir.delete_log(&tp()).expect("delete");
     assert!(!root.path().join("orders-0").exists());
     assert!(dir.get(&tp()).is_none());
@@ -504,7 +498,7 @@ fn open_files_stay_within_the_budget_across_many_partitions() {
                 LogConfig::default(),
             )
             .expect("open");
-        log.append(&mut batch(1, "m", 1), 0, 0).expect("append");
+        log.append(&batch(1, "m", 1), 0, 0).expect("append");
         assert!(dir.open_file_count() <= 64);
     }
     for p in 0..500 {
@@ -522,7 +516,7 @@ fn an_idle_partition_loads_no_indexes_after_a_clean_restart() {
     {
         let (dir, log) = open(root.path(), small_segments());
         for i in 0..300 {
-            log.append(&mut batch(1_000 + i, "idle", 2), 0, 0)
+            log.append(&batch(1_000 + i, "idle", 2), 0, 0)
                 .expect("append");
         }
         dir.shutdown().expect("shutdown");
@@ -565,11 +559,11 @@ fn records_outside_the_timestamp_bounds_are_refused_and_nothing_is_written() {
     };
     let (_dir, log) = open(root.path(), config);
     let now = 1_000_000;
-    log.append(&mut batch(now - 1_000, "edge", 2), 0, now)
+    log.append(&batch(now - 1_000, "edge", 2), 0, now)
         .expect("exactly at the bound is in");
     for ts in [now - 1_001, now + 1_001] {
         let err = log
-            .append(&mut batch(ts, "out", 3), 0, now)
+            .append(&batch(ts, "out", 3), 0, now)
             .expect_err("out of bounds");
         assert_eq!(err.kafka_error_code(), 32);
         let LogError::RecordsRejected { errors, total, .. } = err else {
@@ -580,4 +574,29 @@ fn records_outside_the_timestamp_bounds_are_refused_and_nothing_is_written() {
         assert_eq!(indexes, vec![0, 1, 2]);
     }
     assert_eq!(log.log_end_offset(), 2);
+}
+
+/// The broker's own appends may carry many batches in one call; they are written with vectored
+/// writes of at most IOV_MAX slices (two per batch), so 1 500 batches take several writes.
+#[test]
+fn an_append_of_more_batches_than_one_vectored_write_takes_lands_whole_and_in_order() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (_dir, log) = open(root.path(), LogConfig::default());
+    log.append(&batch(1, "first", 2), 3, 0)
+        .expect("first append");
+    let batches: Vec<Vec<u8>> = (0..1_500).map(|i| batch(i, &format!("m{i}"), 1)).collect();
+    let info = log
+        .append_from(AppendOrigin::Coordinator, &batches.concat(), 3, 0)
+        .expect("append 1 500 batches");
+    assert_eq!((info.base_offset, info.last_offset), (2, 1_501));
+    let read = read_all(&log, 2);
+    assert_eq!(read.len(), 1_500);
+    for (i, ((header, bytes), sent)) in read.iter().zip(&batches).enumerate() {
+        assert_eq!(header.base_offset, 2 + i as i64);
+        let assigned = AppendInfo {
+            base_offset: header.base_offset,
+            ..info
+        };
+        assert_eq!(bytes, &as_stored(sent, &assigned, 3), "batch {i}");
+    }
 }

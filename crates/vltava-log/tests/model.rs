@@ -67,10 +67,11 @@ proptest! {
         for (step, op) in ops.iter().enumerate() {
             match op {
                 Op::Append { records, timestamp } => {
-                    let mut b = batch(*timestamp, &format!("s{step}"), *records);
-                    let info = log.append(&mut b, 0, 0).expect("append");
+                    let b = batch(*timestamp, &format!("s{step}"), *records);
+                    let info = log.append(&b, 0, 0).expect("append");
                     prop_assert_eq!(info.base_offset, model.log_end);
-                    model.batches.push((info.base_offset, info.last_offset, b));
+                    let stored = as_stored(&b, &info, 0);
+                    model.batches.push((info.base_offset, info.last_offset, stored));
                     model.log_end = info.last_offset + 1;
                 }
                 Op::Read { at } => {

@@ -31,16 +31,16 @@ fn code(e: LogError) -> i16 {
 fn a_retried_batch_is_answered_with_its_original_offsets_and_not_written_again() {
     let root = tempfile::tempdir().expect("tempdir");
     let (_dir, log) = open(root.path(), LogConfig::default());
-    log.append(&mut batch(1, "plain", 2), 0, 0).expect("plain");
+    log.append(&batch(1, "plain", 2), 0, 0).expect("plain");
     let first = log
-        .append(&mut producer_batch(7, 0, 0, 3, false), 0, 0)
+        .append(&producer_batch(7, 0, 0, 3, false), 0, 0)
         .expect("first");
     let second = log
-        .append(&mut producer_batch(7, 0, 3, 1, false), 0, 0)
+        .append(&producer_batch(7, 0, 3, 1, false), 0, 0)
         .expect("second");
     assert_eq!((first.base_offset, first.last_offset), (2, 4));
     let again = log
-        .append(&mut producer_batch(7, 0, 0, 3, false), 0, 0)
+        .append(&producer_batch(7, 0, 0, 3, false), 0, 0)
         .expect("duplicate");
     assert!(again.duplicate);
     assert_eq!((again.base_offset, again.last_offset), (2, 4));
@@ -55,11 +55,11 @@ fn a_duplicate_answer_carries_the_original_max_timestamp_as_append_time() {
     let root = tempfile::tempdir().expect("tempdir");
     let (_dir, log) = open(root.path(), LogConfig::default());
     let first = log
-        .append(&mut producer_batch(7, 0, 0, 2, false), 0, 5)
+        .append(&producer_batch(7, 0, 0, 2, false), 0, 5)
         .expect("first");
     assert_eq!(first.log_append_time_ms, -1, "CreateTime topic");
     let again = log
-        .append(&mut producer_batch(7, 0, 0, 2, false), 0, 9)
+        .append(&producer_batch(7, 0, 0, 2, false), 0, 9)
         .expect("duplicate");
     assert!(again.duplicate);
     assert_eq!(again.log_append_time_ms, first.max_timestamp);
@@ -69,14 +69,14 @@ fn a_duplicate_answer_carries_the_original_max_timestamp_as_append_time() {
 fn gaps_and_old_epochs_are_refused_with_kafkas_codes() {
     let root = tempfile::tempdir().expect("tempdir");
     let (_dir, log) = open(root.path(), LogConfig::default());
-    log.append(&mut producer_batch(7, 1, 0, 2, false), 0, 0)
+    log.append(&producer_batch(7, 1, 0, 2, false), 0, 0)
         .expect("first");
     let gap = log
-        .append(&mut producer_batch(7, 1, 5, 1, false), 0, 0)
+        .append(&producer_batch(7, 1, 5, 1, false), 0, 0)
         .expect_err("gap");
     assert_eq!(code(gap), 45);
     let fenced = log
-        .append(&mut producer_batch(7, 0, 2, 1, false), 0, 0)
+        .append(&producer_batch(7, 0, 2, 1, false), 0, 0)
         .expect_err("old epoch");
     assert_eq!(code(fenced), 47);
     assert_eq!(log.log_end_offset(), 2, "nothing refused was written");
@@ -86,10 +86,10 @@ fn gaps_and_old_epochs_are_refused_with_kafkas_codes() {
 fn markers_bound_the_lso_and_aborts_go_to_the_txnindex() {
     let root = tempfile::tempdir().expect("tempdir");
     let (_dir, log) = open(root.path(), LogConfig::default());
-    log.append(&mut batch(1, "before", 1), 0, 0).expect("plain");
-    log.append(&mut producer_batch(5, 0, 0, 2, true), 0, 0)
+    log.append(&batch(1, "before", 1), 0, 0).expect("plain");
+    log.append(&producer_batch(5, 0, 0, 2, true), 0, 0)
         .expect("txn a");
-    log.append(&mut producer_batch(6, 0, 0, 1, true), 0, 0)
+    log.append(&producer_batch(6, 0, 0, 1, true), 0, 0)
         .expect("txn b");
     assert_eq!(log.first_unstable_offset(), Some(1));
     assert_eq!(log.last_stable_offset(log.log_end_offset()), 1);
@@ -129,9 +129,9 @@ fn producer_state_survives_a_clean_restart_through_the_snapshot() {
     let root = tempfile::tempdir().expect("tempdir");
     {
         let (dir, log) = open(root.path(), LogConfig::default());
-        log.append(&mut producer_batch(7, 0, 0, 2, false), 0, 0)
+        log.append(&producer_batch(7, 0, 0, 2, false), 0, 0)
             .expect("a");
-        log.append(&mut producer_batch(8, 0, 0, 1, true), 0, 0)
+        log.append(&producer_batch(8, 0, 0, 1, true), 0, 0)
             .expect("open txn");
         dir.shutdown().expect("clean shutdown");
     }
@@ -141,12 +141,12 @@ fn producer_state_survives_a_clean_restart_through_the_snapshot() {
         .exists());
     let (_dir, log) = open(root.path(), LogConfig::default());
     let dup = log
-        .append(&mut producer_batch(7, 0, 0, 2, false), 0, 0)
+        .append(&producer_batch(7, 0, 0, 2, false), 0, 0)
         .expect("duplicate after restart");
     assert!(dup.duplicate);
     assert_eq!(dup.base_offset, 0);
     let gap = log
-        .append(&mut producer_batch(7, 0, 9, 1, false), 0, 0)
+        .append(&producer_batch(7, 0, 9, 1, false), 0, 0)
         .expect_err("gap after restart");
     assert_eq!(code(gap), 45);
     assert_eq!(log.first_unstable_offset(), Some(2));
@@ -158,17 +158,17 @@ fn an_unclean_stop_rebuilds_producer_state_and_txnindex_from_the_log() {
     {
         let (_dir, log) = open(root.path(), small_segments());
         for seq in 0..100 {
-            log.append(&mut producer_batch(7, 0, seq * 2, 2, false), 0, 0)
+            log.append(&producer_batch(7, 0, seq * 2, 2, false), 0, 0)
                 .expect("append");
         }
-        log.append(&mut producer_batch(9, 0, 0, 1, true), 0, 0)
+        log.append(&producer_batch(9, 0, 0, 1, true), 0, 0)
             .expect("txn");
         let abort = TxnMarker {
             commit: false,
             coordinator_epoch: 1,
         };
         log.append_txn_marker(9, 0, abort, 0, 0).expect("abort");
-        log.append(&mut producer_batch(10, 0, 0, 1, true), 0, 0)
+        log.append(&producer_batch(10, 0, 0, 1, true), 0, 0)
             .expect("open txn");
         assert!(log.segment_count() > 2, "the test needs rolled segments");
         // Dropped without shutdown: no clean marker, no final snapshot.
@@ -184,7 +184,7 @@ fn an_unclean_stop_rebuilds_producer_state_and_txnindex_from_the_log() {
     let dir = LogDir::open(root.path(), LogDirOptions::default()).expect("reopen");
     let log = dir.open_log(&tp(), small_segments()).expect("recover");
     let dup = log
-        .append(&mut producer_batch(7, 0, 198, 2, false), 0, 0)
+        .append(&producer_batch(7, 0, 198, 2, false), 0, 0)
         .expect("last batch is a duplicate");
     assert!(dup.duplicate);
     assert_eq!(dup.base_offset, 198);
@@ -201,14 +201,14 @@ fn an_unclean_stop_rebuilds_producer_state_and_txnindex_from_the_log() {
 fn truncation_forgets_the_batches_it_removes() {
     let root = tempfile::tempdir().expect("tempdir");
     let (_dir, log) = open(root.path(), LogConfig::default());
-    log.append(&mut producer_batch(7, 0, 0, 2, false), 0, 0)
+    log.append(&producer_batch(7, 0, 0, 2, false), 0, 0)
         .expect("a");
-    log.append(&mut producer_batch(7, 0, 2, 2, false), 0, 0)
+    log.append(&producer_batch(7, 0, 2, 2, false), 0, 0)
         .expect("b");
     log.truncate_to(2).expect("truncate");
     // The second batch is gone, so a retry of it is new again, at offset 2.
     let retried = log
-        .append(&mut producer_batch(7, 0, 2, 2, false), 0, 0)
+        .append(&producer_batch(7, 0, 2, 2, false), 0, 0)
         .expect("retry");
     assert!(!retried.duplicate);
     assert_eq!(retried.base_offset, 2);
@@ -222,7 +222,7 @@ fn a_torn_tail_after_an_unclean_stop_is_not_remembered_as_written() {
         let (dir, log) = open(root.path(), small_segments());
         let mut seq = 0;
         for _ in 0..150 {
-            log.append(&mut producer_batch(7, 0, seq, 2, false), 0, 0)
+            log.append(&producer_batch(7, 0, seq, 2, false), 0, 0)
                 .expect("append");
             seq += 2;
         }
@@ -230,7 +230,7 @@ fn a_torn_tail_after_an_unclean_stop_is_not_remembered_as_written() {
         log.flush(log.log_end_offset()).expect("flush");
         dir.checkpoint().expect("checkpoint");
         for _ in 0..5 {
-            log.append(&mut producer_batch(7, 0, seq, 2, false), 0, 0)
+            log.append(&producer_batch(7, 0, seq, 2, false), 0, 0)
                 .expect("append");
             seq += 2;
         }
@@ -256,11 +256,11 @@ fn a_torn_tail_after_an_unclean_stop_is_not_remembered_as_written() {
     let end = log.log_end_offset();
     assert_eq!(end, i64::from(last_seq), "the torn batch is gone");
     let earlier = log
-        .append(&mut producer_batch(7, 0, last_seq - 2, 2, false), 0, 0)
+        .append(&producer_batch(7, 0, last_seq - 2, 2, false), 0, 0)
         .expect("retry of a surviving batch");
     assert!(earlier.duplicate);
     let retried = log
-        .append(&mut producer_batch(7, 0, last_seq, 2, false), 0, 0)
+        .append(&producer_batch(7, 0, last_seq, 2, false), 0, 0)
         .expect("retry of the torn batch");
     assert!(!retried.duplicate, "the torn batch must be written again");
     assert_eq!(retried.base_offset, end);
@@ -272,7 +272,7 @@ fn a_transaction_starts_only_with_a_current_verification_guard() {
     let (_dir, log) = open(root.path(), LogConfig::default());
     // Unverified: refused, nothing written.
     let unverified = log
-        .append_verified(&mut producer_batch(5, 0, 0, 1, true), 0, 0, None)
+        .append_verified(&producer_batch(5, 0, 0, 1, true), 0, 0, None)
         .expect_err("no guard");
     assert_eq!(code(unverified), 48);
     assert_eq!(log.log_end_offset(), 0);
@@ -284,14 +284,14 @@ fn a_transaction_starts_only_with_a_current_verification_guard() {
         Some(guard),
         "shared by concurrent requests"
     );
-    log.append_verified(&mut producer_batch(5, 0, 0, 1, true), 0, 0, Some(guard))
+    log.append_verified(&producer_batch(5, 0, 0, 1, true), 0, 0, Some(guard))
         .expect("verified");
     assert_eq!(
         log.start_txn_verification(5, 0),
         None,
         "the transaction is open here"
     );
-    log.append_verified(&mut producer_batch(5, 0, 1, 1, true), 0, 0, None)
+    log.append_verified(&producer_batch(5, 0, 1, 1, true), 0, 0, None)
         .expect("same transaction");
 
     // A marker between the verification and the append (the transaction ended, or a timeout
@@ -306,7 +306,7 @@ fn a_transaction_starts_only_with_a_current_verification_guard() {
     };
     log.append_txn_marker(5, 1, abort, 0, 0).expect("abort");
     let refused = log
-        .append_verified(&mut producer_batch(5, 1, 0, 1, true), 0, 0, Some(late))
+        .append_verified(&producer_batch(5, 1, 0, 1, true), 0, 0, Some(late))
         .expect_err("stale guard");
     assert_eq!(code(refused), 48);
     assert_eq!(log.first_unstable_offset(), None);
@@ -328,10 +328,10 @@ fn timestamp_bounds_are_checked_before_deduplication() {
         ..LogConfig::default()
     };
     let (_dir, log) = open(root.path(), config);
-    log.append(&mut producer_batch(7, 0, 0, 2, false), 0, 5_000)
+    log.append(&producer_batch(7, 0, 0, 2, false), 0, 5_000)
         .expect("in bounds");
     let err = log
-        .append(&mut producer_batch(7, 0, 0, 2, false), 0, 20_000)
+        .append(&producer_batch(7, 0, 0, 2, false), 0, 20_000)
         .expect_err("retried too late");
     assert_eq!(code(err), 32);
     assert_eq!(log.log_end_offset(), 2);

@@ -29,7 +29,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn crashed_log(root: &Path, batches: usize, config: LogConfig) -> Vec<Vec<u8>> {
     let (_dir, log) = open(root, config);
     for i in 0..batches {
-        log.append(&mut batch(i as i64, &format!("c{i}"), 2), 0, 0)
+        log.append(&batch(i as i64, &format!("c{i}"), 2), 0, 0)
             .expect("append");
     }
     read_all(&log, 0)
@@ -66,7 +66,7 @@ fn a_tail_cut_at_every_byte_of_the_last_batch_keeps_exactly_the_earlier_batches(
             "torn bytes removed from the file"
         );
         // The log accepts appends right after the valid prefix.
-        let info = log.append(&mut batch(1, "next", 1), 0, 0).expect("append");
+        let info = log.append(&batch(1, "next", 1), 0, 0).expect("append");
         assert_eq!(info.base_offset, expect as i64 * 2);
     }
 }
@@ -152,15 +152,13 @@ fn fsynced_batches_survive_a_torn_unflushed_tail() {
     let flushed = {
         let (dir, log) = open(root.path(), LogConfig::default());
         for i in 0..10 {
-            log.append(&mut batch(i, "durable", 3), 0, 0)
-                .expect("append");
+            log.append(&batch(i, "durable", 3), 0, 0).expect("append");
         }
         log.flush(30).expect("flush");
         dir.checkpoint().expect("checkpoint");
         let flushed = read_all(&log, 0);
         for i in 0..10 {
-            log.append(&mut batch(i, "volatile", 3), 0, 0)
-                .expect("append");
+            log.append(&batch(i, "volatile", 3), 0, 0).expect("append");
         }
         flushed
     };
@@ -187,7 +185,7 @@ fn missing_and_garbled_index_files_are_rebuilt() {
     let before = {
         let (dir, log) = open(root.path(), small_segments());
         for i in 0..150 {
-            log.append(&mut batch(1_000 + i, "idx", 2), 0, 0)
+            log.append(&batch(1_000 + i, "idx", 2), 0, 0)
                 .expect("append");
         }
         dir.shutdown().expect("clean shutdown");
@@ -255,7 +253,7 @@ fn orphan_index_files_and_deletion_leftovers_are_removed() {
     let root = tempfile::tempdir().expect("tempdir");
     {
         let (dir, log) = open(root.path(), LogConfig::default());
-        log.append(&mut batch(1, "a", 1), 0, 0).expect("append");
+        log.append(&batch(1, "a", 1), 0, 0).expect("append");
         dir.shutdown().expect("shutdown");
     }
     let partition = root.path().join("orders-0");

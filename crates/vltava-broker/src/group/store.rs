@@ -103,18 +103,18 @@ fn append_batch(
         },
     )
     .map_err(|e| StoreError::Encode(format!("{e:#}")))?;
-    let mut batch = buf.to_vec();
+    let batch = buf.to_vec();
     let info = if producer.is_some() {
         let info = partition.log.append_from(
             vltava_log::AppendOrigin::Coordinator,
-            &mut batch,
+            &batch,
             partition.leader_epoch(),
             now_ms,
         )?;
         partition.wake_fetches();
         info
     } else {
-        partition.append(&mut batch, now_ms)?
+        partition.append(&batch, now_ms)?
     };
     partition.log.flush(info.last_offset + 1)?;
     Ok(info.base_offset)

@@ -1,6 +1,7 @@
-// HOT PATH: one allocation per partition (the batches copied out of the request so the log can
-// rewrite offsets in place), none per record; records are not decoded here (the log's
-// record_rules decodes compressed and compacted batches, and out-of-bounds timestamps).
+// HOT PATH: the batches are not copied out of the request (the log writes its assigned headers
+// and the request's own bytes in one vectored write), nothing is allocated per record, and
+// records are not decoded here (the log's record_rules decodes compressed and compacted
+// batches, and out-of-bounds timestamps).
 //! Produce (0): append producer batches, answer per partition with Kafka's error codes.
 //!
 //! Idempotent producers: the log checks each batch's producer id, epoch and sequence under its
@@ -266,11 +267,10 @@ fn append(
     verification: Verification,
     now_ms: i64,
 ) -> Result<vltava_log::AppendInfo, LogError> {
-    // The log rewrites base offsets and leader epochs in place, so it needs its own copy.
-    let mut batches = records.map(|r| r.to_vec()).unwrap_or_default();
+    let batches = records.map(|r| &r[..]).unwrap_or_default();
     match verification {
-        None => partition.append(&mut batches, now_ms),
-        Some(guard) => partition.append_verified(&mut batches, now_ms, guard),
+        None => partition.append(batches, now_ms),
+        Some(guard) => partition.append_verified(batches, now_ms, guard),
     }
 }
 

@@ -59,7 +59,7 @@ impl Partition {
     }
 
     /// Appends producer batches (validated and offset-assigned by the log). Blocking file I/O.
-    pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+    pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
         let info = self.log.append(batches, self.leader_epoch(), now_ms)?;
         self.bytes_in.increment(batches.len() as u64);
         self.appended.notify_waiters();
@@ -70,7 +70,7 @@ impl Partition {
     /// (`guard`: see [`vltava_log::Log::append_verified`]).
     pub fn append_verified(
         &self,
-        batches: &mut [u8],
+        batches: &[u8],
         now_ms: i64,
         guard: Option<vltava_log::VerificationGuard>,
     ) -> Result<AppendInfo, LogError> {

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use vltava_log::batch::{build_test_batch, BatchHeader};
-use vltava_log::{Log, LogConfig, LogDir, LogDirOptions, TopicPartition};
+use vltava_log::batch::{assigned_header, build_test_batch, BatchHeader, HEADER_SIZE};
+use vltava_log::{AppendInfo, Log, LogConfig, LogDir, LogDirOptions, TopicPartition};
 
 pub fn tp() -> TopicPartition {
     TopicPartition::new("orders", 0)
@@ -24,6 +24,13 @@ pub fn batch(timestamp: i64, tag: &str, records: usize) -> Vec<u8> {
         .collect();
     let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
     build_test_batch(timestamp, &refs)
+}
+
+/// `batch` as the log stores it after the append that answered `info`: its header carries the
+/// assigned base offset and `leader_epoch` (the caller's buffer is left as it was).
+pub fn as_stored(batch: &[u8], info: &AppendInfo, leader_epoch: i32) -> Vec<u8> {
+    let header = assigned_header(batch, info.base_offset, leader_epoch, None);
+    [&header[..], &batch[HEADER_SIZE..]].concat()
 }
 
 /// Every batch readable from `offset` up to the log end, as (header, bytes).
