@@ -243,8 +243,8 @@ impl Log {
 
     /// Validates `batches` (one or more RecordBatch v2), assigns them offsets (`baseOffset` and
     /// `partitionLeaderEpoch` in the headers it writes; `batches` itself is not changed), and
-    /// appends them. Nothing is written unless every batch is valid. May fsync if `flush.messages` says so: call from a thread
-    /// that may block.
+    /// appends them. Nothing is written unless every batch is valid. May fsync if
+    /// `flush.messages` says so: call from a thread that may block.
     pub fn append(&self, batches: &[u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
         self.append_from(AppendOrigin::Client, batches, leader_epoch, now_ms)
     }

@@ -628,12 +628,14 @@ fn run_consumer(plan: ConsumerPlan, shared: &Shared) -> Histogram<u64> {
         match plan.consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Ok(message)) => {
-                let received = unix_nanos();
+                let received = if plan.stamped { unix_nanos() } else { 0 };
                 last_record = Instant::now();
                 let first = *shared.first_record.get_or_init(|| last_record);
                 read_until = last_record.saturating_duration_since(first);
                 let value = message.payload().unwrap_or_default();
-                at_end.remove(&message.partition());
+                if !at_end.is_empty() {
+                    at_end.remove(&message.partition());
+                }
                 if plan.stamped && value.len() >= STAMP {
                     let mut stamp = [0u8; STAMP];
                     stamp.copy_from_slice(&value[..STAMP]);
