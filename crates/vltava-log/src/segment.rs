@@ -582,6 +582,7 @@ fn persist(path: &Path, (position, bytes): (u64, Vec<u8>), len: u64, sync: bool)
     }
     Ok(())
 }
+
 /// One batch of an append: where it starts in the producer's bytes, its header as the log
 /// assigned it, and that header's bytes, which are written in place of the producer's.
 pub struct AssignedBatch {
