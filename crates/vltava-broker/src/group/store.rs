@@ -103,18 +103,18 @@ fn append_batch(
         },
     )
     .map_err(|e| StoreError::Encode(format!("{e:#}")))?;
-    let batch = buf.to_vec();
+    let batch = &buf[..];
     let info = if producer.is_some() {
         let info = partition.log.append_from(
             vltava_log::AppendOrigin::Coordinator,
-            &batch,
+            batch,
             partition.leader_epoch(),
             now_ms,
         )?;
         partition.wake_fetches();
         info
     } else {
-        partition.append(&batch, now_ms)?
+        partition.append(batch, now_ms)?
     };
     partition.log.flush(info.last_offset + 1)?;
     Ok(info.base_offset)
