@@ -371,8 +371,8 @@ impl Log {
             let mut assigned = Vec::with_capacity(headers.len());
             let mut next = base_offset;
             let mut max_timestamp = -1;
-            let append_time = config.message_timestamp_type == TimestampType::LogAppendTime;
-            let log_append_time = append_time.then_some(now_ms);
+            let log_append_time =
+                (config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
             for (position, header) in &headers {
                 let bytes = batches
                     .get(*position..*position + header.size())
@@ -436,7 +436,7 @@ impl Log {
                     base_offset,
                     last_offset,
                     max_timestamp,
-                    log_append_time_ms: if append_time { now_ms } else { -1 },
+                    log_append_time_ms: log_append_time.unwrap_or(-1),
                     record_count,
                     duplicate: false,
                 },
