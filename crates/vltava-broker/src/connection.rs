@@ -214,13 +214,11 @@ async fn write_outgoing(
     for part in &outgoing.parts {
         match part {
             Part::Bytes(bytes) => writer.write_all(bytes).await?,
-            Part::File {
-                file,
-                position,
-                length,
-            } => {
+            Part::File(range) => {
                 writer.flush().await?;
-                send_file(writer.get_ref().as_ref(), file, *position, *length as usize).await?;
+                let stream = writer.get_ref().as_ref();
+                send_file(stream, &range.file, range.position, range.length as usize).await?;
+                range.hand_back();
             }
         }
     }

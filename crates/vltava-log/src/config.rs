@@ -10,6 +10,9 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
+/// The default of `log.page.cache.tail.bytes`: 64 MiB per partition.
+pub const DEFAULT_PAGE_CACHE_TAIL_BYTES: u64 = 64 << 20;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll the active segment before it would grow past this.
@@ -41,6 +44,10 @@ pub struct LogConfig {
     /// `message.timestamp.after.max.ms` (KIP-937; one hour since Kafka 4.0, KIP-1030): how far
     /// in the future.
     pub message_timestamp_after_max_ms: i64,
+    /// `log.page.cache.tail.bytes` (Vltava's, broker-wide): how much of the partition's end stays
+    /// in the page cache once flushed; older bytes are handed back to the kernel
+    /// (`page_cache`). `None` leaves the page cache to the kernel, as Kafka does.
+    pub page_cache_tail_bytes: Option<u64>,
 }
 
 impl LogConfig {
@@ -68,6 +75,7 @@ impl Default for LogConfig {
             compact: false,
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: 3_600_000,
+            page_cache_tail_bytes: Some(DEFAULT_PAGE_CACHE_TAIL_BYTES),
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod error;
 pub mod fs;
 pub mod index;
 pub mod log;
+mod page_cache;
 mod producer_recovery;
 pub mod producer_state;
 pub mod record_rules;

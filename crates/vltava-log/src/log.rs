@@ -17,6 +17,7 @@ use crate::epoch::LeaderEpochCache;
 use crate::error::{LogError, Result};
 use crate::fs::{self, FileCache};
 use crate::index::txn::{AbortedTxn, TxnIndex};
+use crate::page_cache::{self, Extent, Released};
 use crate::producer_state::{self, PendingUpdate, ProducerEntry, ProducerStateManager};
 use crate::record_rules;
 use crate::recovery::{self, RecoveryContext};
@@ -93,9 +94,21 @@ pub struct FileRange {
     pub file: Arc<File>,
     pub position: u64,
     pub length: u32,
+    /// The range lies behind what the log keeps in the page cache (`log.page.cache.tail.bytes`):
+    /// its pages go back to the kernel once sent ([`FileRange::hand_back`]).
+    pub beyond_tail: bool,
 }
 
 impl FileRange {
+    /// Lets the kernel drop the range's cached pages if it lies beyond the tail (a catch-up read
+    /// does not grow the page cache).
+    pub fn hand_back(&self) {
+        if self.beyond_tail {
+            let end = self.position + u64::from(self.length);
+            crate::page_cache::hand_back(&self.file, self.position, Some(end));
+        }
+    }
+
     pub fn read_to_vec(&self) -> std::io::Result<Vec<u8>> {
         use std::os::unix::fs::FileExt;
         let mut buf = vec![0u8; self.length as usize];
@@ -128,6 +141,8 @@ pub(crate) struct LogState {
     pub txn_index: TxnIndex,
     /// Transactions being verified with their coordinators (KIP-890); not persisted.
     pub verifications: Verifications,
+    /// How far flushed bytes were handed back to the kernel (`page_cache`).
+    pub released: Released,
 }
 
 impl LogState {
@@ -148,7 +163,17 @@ impl LogState {
     pub(crate) fn log_end_offset(&self) -> i64 {
         self.active().next_offset()
     }
+
+    fn extents(&self) -> impl Iterator<Item = Extent> + '_ {
+        self.segments.iter().map(|(&base, s)| Extent {
+            base,
+            size: s.size(),
+        })
+    }
 }
+
+/// A segment file's bytes to hand back after an fsync: from, and up to (`None`: its end).
+type FileRelease = (Arc<File>, u64, Option<u64>);
 
 #[derive(Debug)]
 pub struct Log {
@@ -570,10 +595,18 @@ impl Log {
             }
             let length = (end - position).min(limit).min(u64::from(u32::MAX));
             let file = segment.file(&self.cache)?;
+            // Behind the mark the bytes are flushed and were handed back once: a read of them
+            // (from disk) hands them back again rather than growing the page cache.
+            let beyond_tail = state.config.page_cache_tail_bytes.is_some()
+                && Released {
+                    base,
+                    position: position + length,
+                } <= state.released;
             return Ok(info(Some(FileRange {
                 file,
                 position,
                 length: length as u32,
+                beyond_tail,
             })));
         }
         Ok(info(None))
@@ -609,7 +642,7 @@ impl Log {
     /// hold unflushed bytes. Returns the offset it covered.
     fn sync_unflushed(&self) -> Result<i64> {
         let durable = self.commit.durable_offset();
-        let (target, files, dir_dirty) = {
+        let (target, files, dir_dirty, release) = {
             let mut state = self.lock();
             let target = state.log_end_offset();
             let first = state
@@ -621,10 +654,11 @@ impl Log {
             for segment in state.segments.range(first..).map(|(_, s)| s) {
                 files.push((segment.file(&self.cache)?, segment.log_path().to_path_buf()));
             }
+            let release = self.plan_release(&state)?;
             let dir_dirty = std::mem::take(&mut state.dir_dirty);
             state.unflushed_messages = 0;
             state.oldest_unflushed_ms = None;
-            (target, files, dir_dirty)
+            (target, files, dir_dirty, release)
         };
         let started = std::time::Instant::now();
         if dir_dirty {
@@ -636,7 +670,39 @@ impl Log {
         }
         // One fsync round (group commit), whatever it covered; the binary exports it.
         metrics::histogram!("vltava_log_fsync_seconds").record(started.elapsed().as_secs_f64());
+        // Only now are those bytes clean, so the kernel can drop them.
+        if let Some((ranges, mark)) = release {
+            for (file, from, to) in ranges {
+                page_cache::hand_back(&file, from, to);
+            }
+            let mut state = self.lock();
+            state.released = state.released.max(mark);
+        }
         Ok(target)
+    }
+
+    /// What the fsync about to run lets go of: the bytes it covers further than the page-cache
+    /// tail behind the end, and the mark after them.
+    fn plan_release(&self, state: &LogState) -> Result<Option<(Vec<FileRelease>, Released)>> {
+        let Some(tail) = state.config.page_cache_tail_bytes else {
+            return Ok(None);
+        };
+        let extents: Vec<Extent> = state
+            .extents()
+            .filter(|e| e.base >= state.released.base)
+            .collect();
+        let (ranges, mark) = page_cache::plan(&extents, state.released, tail);
+        let mut files = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            let Some(segment) = extents
+                .get(r.index)
+                .and_then(|e| state.segments.get(&e.base))
+            else {
+                continue;
+            };
+            files.push((segment.file(&self.cache)?, r.from, r.to));
+        }
+        Ok(Some((files, mark)))
     }
 
     /// Writes index entries that are only in memory (not fsynced: recovery rebuilds them).
@@ -744,6 +810,12 @@ impl Log {
             }
         }
         let new_end = state.active_mut().truncate_to(&self.cache, target)?;
+        // Bytes written again below the mark must be handed back again.
+        let active_base = state.segments.keys().next_back().copied().unwrap_or(target);
+        state.released = state.released.min(Released {
+            base: active_base,
+            position: 0,
+        });
         producer_state::delete_snapshots(&self.dir, |o| o > new_end)?;
         let trust = crate::producer_recovery::Trust {
             clean_shutdown: false,

@@ -163,6 +163,15 @@ pub(crate) fn load(
     }
     // Everything up to the end is now verified and synced (or was flushed before a clean stop).
     let durable = log_end;
+    // What came before the active segment is left to the kernel.
+    let released = crate::page_cache::Released {
+        base: segments
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(log_start_offset),
+        position: 0,
+    };
     Ok((
         LogState {
             config,
@@ -175,6 +184,7 @@ pub(crate) fn load(
             producers: Default::default(),
             txn_index: Default::default(),
             verifications: Default::default(),
+            released,
         },
         durable,
     ))

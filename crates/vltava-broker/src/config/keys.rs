@@ -39,6 +39,7 @@ pub const SUPPORTED: &[&str] = &[
     "connections.max.idle.ms",
     "delete.topic.enable",
     "metrics.listener",
+    "log.page.cache.tail.bytes",
 ];
 
 /// Keys Kafka has that Vltava accepts but does not act on (yet): a warning at startup, not an

@@ -113,6 +113,9 @@ pub struct LogDefaults {
     pub message_timestamp_after_max_ms: i64,
     /// `producer.id.expiration.ms` (1 day): forget an idle idempotent producer's state.
     pub producer_id_expiration_ms: i64,
+    /// `log.page.cache.tail.bytes` (Vltava's; 64 MiB, -1 off): how much of each partition's end
+    /// stays in the page cache once flushed.
+    pub page_cache_tail_bytes: Option<u64>,
 }
 
 /// Socket server limits.
@@ -300,6 +303,12 @@ impl BrokerConfig {
                 86_400_000,
                 1,
             )?,
+            page_cache_tail_bytes: match r.parse::<i64>("log.page.cache.tail.bytes")? {
+                None => Some(vltava_log::config::DEFAULT_PAGE_CACHE_TAIL_BYTES),
+                Some(-1) => None,
+                Some(n) if n >= 0 => Some(n.unsigned_abs()),
+                Some(_) => return Err(r.invalid("log.page.cache.tail.bytes", "must be -1 or >= 0")),
+            },
         };
 
         let socket = SocketConfig {
@@ -392,6 +401,12 @@ impl BrokerConfig {
             ("log.segment.bytes", self.log.segment_bytes.to_string()),
             ("log.roll.ms", self.log.segment_ms.to_string()),
             ("message.max.bytes", self.log.max_message_bytes.to_string()),
+            (
+                "log.page.cache.tail.bytes",
+                self.log
+                    .page_cache_tail_bytes
+                    .map_or("-1".to_string(), |n| n.to_string()),
+            ),
             (
                 "socket.request.max.bytes",
                 self.socket.request_max_bytes.to_string(),
@@ -515,6 +530,19 @@ mod tests {
         assert_eq!(load("metrics.listener=\n").unwrap().metrics_listener, None);
         let err = load("metrics.listener=nowhere\n").unwrap_err().to_string();
         assert!(err.contains("metrics.listener"), "{err}");
+    }
+
+    #[test]
+    fn page_cache_tail_defaults_to_64_mib_and_can_be_turned_off() {
+        assert_eq!(load("").unwrap().log.page_cache_tail_bytes, Some(64 << 20));
+        let off = load("log.page.cache.tail.bytes=-1\n").unwrap();
+        assert_eq!(off.log.page_cache_tail_bytes, None);
+        let zero = load("log.page.cache.tail.bytes=0\n").unwrap();
+        assert_eq!(zero.log.page_cache_tail_bytes, Some(0));
+        let err = load("log.page.cache.tail.bytes=-2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("log.page.cache.tail.bytes"), "{err}");
     }
 
     #[test]

@@ -129,6 +129,7 @@ pub fn log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -
         compact: false,
         message_timestamp_before_max_ms: d.message_timestamp_before_max_ms,
         message_timestamp_after_max_ms: d.message_timestamp_after_max_ms,
+        page_cache_tail_bytes: d.page_cache_tail_bytes,
     };
     for (key, value) in overrides {
         let value = value.as_str();

@@ -63,11 +63,7 @@ impl Writer {
     fn file(&mut self, range: &FileRange) {
         let bytes = std::mem::take(&mut self.current).freeze();
         self.parts.push(Part::Bytes(bytes));
-        self.parts.push(Part::File {
-            file: range.file.clone(),
-            position: range.position,
-            length: range.length,
-        });
+        self.parts.push(Part::File(range.clone()));
     }
 
     fn array_len(&mut self, flexible: bool, len: usize) -> Result<(), String> {
@@ -208,18 +204,7 @@ mod tests {
         for part in &out.parts {
             match part {
                 Part::Bytes(b) => v.extend_from_slice(b),
-                Part::File {
-                    file,
-                    position,
-                    length,
-                } => {
-                    let range = FileRange {
-                        file: file.clone(),
-                        position: *position,
-                        length: *length,
-                    };
-                    v.extend_from_slice(&range.read_to_vec().unwrap());
-                }
+                Part::File(range) => v.extend_from_slice(&range.read_to_vec().unwrap()),
             }
         }
         v
@@ -268,6 +253,7 @@ mod tests {
                             file: file.clone(),
                             position,
                             length,
+                            beyond_tail: false,
                         }),
                     }).collect(),
                 }).collect(),

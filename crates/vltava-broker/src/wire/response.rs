@@ -1,23 +1,17 @@
 //! Response frames: size, response header (v0 or flexible v1, by api and version), body.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use std::fs::File;
-use std::sync::Arc;
-
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseHeader};
 use kafka_protocol::protocol::Encodable;
+use vltava_log::FileRange;
 
 /// One piece of a response on the wire: bytes we built, or a range of a segment file that is
 /// sent with `sendfile` (plaintext) without passing through user space.
 #[derive(Debug, Clone)]
 pub enum Part {
     Bytes(Bytes),
-    File {
-        file: Arc<File>,
-        position: u64,
-        length: u32,
-    },
+    File(FileRange),
 }
 
 /// A whole response frame as a sequence of parts (usually one).
@@ -39,7 +33,7 @@ impl Outgoing {
             .iter()
             .map(|p| match p {
                 Part::Bytes(b) => b.len(),
-                Part::File { length, .. } => *length as usize,
+                Part::File(range) => range.length as usize,
             })
             .sum()
     }

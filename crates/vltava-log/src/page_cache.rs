@@ -1,0 +1,166 @@
+//! Keeps a partition's share of the page cache to its tail (`log.page.cache.tail.bytes`).
+//!
+//! After an fsync, the bytes further than the tail behind the log end are handed back to the
+//! kernel (`POSIX_FADV_DONTNEED`), and a fetch of bytes already handed back (read from disk)
+//! hands them back again once sent. Unflushed bytes stay with the kernel (with acks=1 and no
+//! flush policy the page cache behaves as under Kafka). Why: on hosts where touching a page the kernel has not used for a while is expensive
+//! (VMs that give free guest memory back to the host), a log that keeps growing the page cache
+//! pays that on every new page, while a bounded set of recycled pages is copied into at memory
+//! speed. Measured on the benchmark VM, 1 MiB writes with fdatasync after each over 4 GiB:
+//! 308 MiB/s growing the cache, 1 068 MiB/s handing pages back 64 MiB behind. Readers of older
+//! data read from disk, as they would once the kernel had evicted it anyway; tailing consumers
+//! read within the tail. BookKeeper's journal and PostgreSQL's WAL do the same.
+
+use std::fs::File;
+use std::num::NonZeroU64;
+
+/// How far before the mark a hand-back starts again. The kernel drops only page-cache folios
+/// (up to 2 MiB on ext4 with large folios) that lie wholly inside the range, so the folio a
+/// range ended in stays; starting the next range this far back lets it go then.
+const REACH_BACK: u64 = 2 << 20;
+
+/// How far the hand-back has got: everything in segments below `base`, and in segment `base`
+/// below `position`, was handed back (or left to the kernel). Only moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Released {
+    pub base: i64,
+    pub position: u64,
+}
+
+/// One segment's extent: its base offset and how many of its bytes are durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Extent {
+    pub base: i64,
+    pub size: u64,
+}
+
+/// A byte range of the segment at `index` (into the extents given) to hand back; `to: None`
+/// is the rest of a segment that no longer grows, to the end of its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Release {
+    pub index: usize,
+    pub from: u64,
+    pub to: Option<u64>,
+}
+
+/// What to hand back so that only the last `tail` bytes of `extents` (oldest first, the active
+/// segment last) stay, given what was handed back before; and the new mark.
+pub(crate) fn plan(extents: &[Extent], released: Released, tail: u64) -> (Vec<Release>, Released) {
+    let mut ranges = Vec::new();
+    let mut mark = released;
+    let mut newer = 0u64;
+    for (index, extent) in extents.iter().enumerate().rev() {
+        let keep = tail.saturating_sub(newer).min(extent.size);
+        newer = newer.saturating_add(extent.size);
+        if extent.base < released.base {
+            break;
+        }
+        let done = if extent.base == released.base {
+            released.position
+        } else {
+            0
+        };
+        let to = extent.size - keep;
+        if to > done {
+            let sealed = index + 1 < extents.len() && to == extent.size;
+            ranges.push(Release {
+                index,
+                from: done - done % REACH_BACK,
+                to: (!sealed).then_some(to),
+            });
+            mark = mark.max(Released {
+                base: extent.base,
+                position: to,
+            });
+        }
+    }
+    ranges.reverse();
+    (ranges, mark)
+}
+
+/// Tells the kernel it may drop the cached pages of `file` from `from` up to `to` (`None`: to
+/// the end of the file). Advice only: a failure changes nothing the log relies on, so it is
+/// not reported.
+pub fn hand_back(file: &File, from: u64, to: Option<u64>) {
+    let len = match to {
+        None => None,
+        Some(to) => match NonZeroU64::new(to.saturating_sub(from)) {
+            None => return,
+            len => len,
+        },
+    };
+    let _ = rustix::fs::fadvise(file, from, len, rustix::fs::Advice::DontNeed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    /// Sizes and positions in the tests are in MiB.
+    fn extents(sizes: &[(i64, u64)]) -> Vec<Extent> {
+        sizes
+            .iter()
+            .map(|&(base, size)| Extent {
+                base,
+                size: size * MIB,
+            })
+            .collect()
+    }
+
+    fn at(base: i64, mib: u64) -> Released {
+        Released {
+            base,
+            position: mib * MIB,
+        }
+    }
+
+    fn release(index: usize, from: u64, to: Option<u64>) -> Release {
+        Release {
+            index,
+            from: from * MIB,
+            to: to.map(|to| to * MIB),
+        }
+    }
+
+    #[test]
+    fn keeps_the_tail_of_the_active_segment() {
+        let (ranges, mark) = plan(&extents(&[(0, 10)]), at(0, 0), 3 * MIB);
+        assert_eq!(ranges, vec![release(0, 0, Some(7))]);
+        assert_eq!(mark, at(0, 7));
+        // Nothing new: nothing to do.
+        let (again, same) = plan(&extents(&[(0, 10)]), mark, 3 * MIB);
+        assert!(again.is_empty());
+        assert_eq!(same, mark);
+        // More: from a little before the mark (the folio it ended in).
+        let (ranges, mark) = plan(&extents(&[(0, 12)]), mark, 3 * MIB);
+        assert_eq!(ranges, vec![release(0, 6, Some(9))]);
+        assert_eq!(mark, at(0, 9));
+    }
+
+    #[test]
+    fn the_tail_reaches_back_across_a_roll() {
+        // 2 MiB in the new active segment: the last 1 MiB of the rolled one stays too.
+        let (ranges, mark) = plan(&extents(&[(0, 10), (50, 2)]), at(0, 4), 3 * MIB);
+        assert_eq!(ranges, vec![release(0, 4, Some(9))]);
+        assert_eq!(mark, at(0, 9));
+        // Later the rolled segment goes to its end and the active one up to its tail.
+        let (ranges, mark) = plan(&extents(&[(0, 10), (50, 7)]), mark, 3 * MIB);
+        assert_eq!(ranges, vec![release(0, 8, None), release(1, 0, Some(4))]);
+        assert_eq!(mark, at(50, 4));
+    }
+
+    #[test]
+    fn segments_before_the_mark_are_not_touched_again() {
+        let (ranges, _) = plan(&extents(&[(0, 10), (50, 10), (90, 1)]), at(50, 5), 0);
+        assert_eq!(ranges, vec![release(1, 4, None), release(2, 0, Some(1))]);
+    }
+
+    #[test]
+    fn a_log_smaller_than_the_tail_stays_whole() {
+        let (ranges, mark) = plan(&extents(&[(0, 1), (5, 1)]), at(0, 0), 64 * MIB);
+        assert!(ranges.is_empty());
+        assert_eq!(mark, at(0, 0));
+    }
+}

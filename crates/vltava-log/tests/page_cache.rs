@@ -1,0 +1,125 @@
+//! `log.page.cache.tail.bytes`: flushed bytes behind the tail leave the page cache, reads of them
+//! still return them, and without a tail the page cache keeps everything (as under Kafka).
+//! Residency is read with util-linux's `fincore` (mincore(2) on each segment file).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{as_stored, open, read_all};
+use vltava_log::batch::build_test_batch;
+use vltava_log::{Log, LogConfig};
+
+const MIB: u64 = 1 << 20;
+
+/// Bytes of the partition's segment files in the page cache.
+fn resident_bytes(dir: &Path) -> u64 {
+    let logs: Vec<_> = std::fs::read_dir(dir)
+        .expect("partition dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    assert!(!logs.is_empty(), "no segment files in {}", dir.display());
+    let out = Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .args(&logs)
+        .output()
+        .expect("run fincore (util-linux)");
+    assert!(out.status.success(), "fincore failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse::<u64>().expect("fincore prints bytes"))
+        .sum()
+}
+
+/// Writes about 8 MiB in 64 KiB batches over 4 MiB segments, fsyncing after each batch as an
+/// acks=all produce does; returns the batches as stored.
+fn write_flushed(log: &Log) -> Vec<Vec<u8>> {
+    let mut written = Vec::new();
+    for b in 0..128 {
+        let values: Vec<Vec<u8>> = (0..64)
+            .map(|i| format!("{b}-{i}-{}", "x".repeat(1000)).into_bytes())
+            .collect();
+        let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        let batch = build_test_batch(1_000 + b, &refs);
+        let info = log.append(&batch, 0, 1_000 + b).expect("append");
+        log.flush(log.log_end_offset()).expect("flush");
+        written.push(as_stored(&batch, &info, 0));
+    }
+    written
+}
+
+fn config(tail: Option<u64>) -> LogConfig {
+    LogConfig {
+        segment_bytes: 4 * MIB,
+        page_cache_tail_bytes: tail,
+        ..LogConfig::default()
+    }
+}
+
+fn batches_read(log: &Log) -> Vec<Vec<u8>> {
+    read_all(log, 0)
+        .into_iter()
+        .map(|(_, bytes)| bytes)
+        .collect()
+}
+
+fn scratch() -> tempfile::TempDir {
+    // Not /tmp: a tmpfs keeps its pages whatever we advise.
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir")
+}
+
+#[test]
+fn flushed_bytes_behind_the_tail_leave_the_page_cache() {
+    let root = scratch();
+    let (_dir, log) = open(root.path(), config(Some(MIB)));
+    let written = write_flushed(&log);
+    assert!(
+        log.size_bytes() > 7 * MIB,
+        "wrote {} bytes",
+        log.size_bytes()
+    );
+    let resident = resident_bytes(log.dir());
+    assert!(
+        resident <= 2 * MIB,
+        "{resident} bytes of the log still cached with a 1 MiB tail"
+    );
+
+    // A fetch of the oldest bytes reads them from disk, whole, and hands them back once sent.
+    let first = log.read(0, 4 * MIB as u32, i64::MAX, true).expect("read");
+    let first = first.range.expect("a range");
+    assert!(first.beyond_tail, "the oldest bytes are behind the tail");
+    assert_eq!(
+        first.read_to_vec().expect("read")[..written[0].len()],
+        written[0][..]
+    );
+    first.hand_back();
+    let resident = resident_bytes(log.dir());
+    assert!(
+        resident <= 2 * MIB,
+        "a read from disk left {resident} bytes cached"
+    );
+    // The tail itself is served as usual.
+    let last = log
+        .read(log.log_end_offset() - 1, MIB as u32, i64::MAX, true)
+        .expect("read");
+    assert!(!last.range.expect("a range").beyond_tail);
+    assert_eq!(batches_read(&log), written);
+}
+
+#[test]
+fn without_a_tail_the_page_cache_keeps_the_log() {
+    let root = scratch();
+    let (_dir, log) = open(root.path(), config(None));
+    let written = write_flushed(&log);
+    let resident = resident_bytes(log.dir());
+    assert!(
+        resident >= log.size_bytes() - MIB,
+        "only {resident} of {} bytes cached without a tail",
+        log.size_bytes()
+    );
+    let first = log.read(0, MIB as u32, i64::MAX, true).expect("read");
+    assert!(!first.range.expect("a range").beyond_tail);
+    assert_eq!(batches_read(&log), written);
+}
