@@ -2,14 +2,16 @@
 //!
 //! After an fsync, the bytes further than the tail behind the log end are handed back to the
 //! kernel (`POSIX_FADV_DONTNEED`), and a fetch of bytes already handed back (read from disk)
-//! hands them back again once sent. Unflushed bytes stay with the kernel (with acks=1 and no
-//! flush policy the page cache behaves as under Kafka). Why: on hosts where touching a page the kernel has not used for a while is expensive
-//! (VMs that give free guest memory back to the host), a log that keeps growing the page cache
-//! pays that on every new page, while a bounded set of recycled pages is copied into at memory
-//! speed. Measured on the benchmark VM, 1 MiB writes with fdatasync after each over 4 GiB:
-//! 308 MiB/s growing the cache, 1 068 MiB/s handing pages back 64 MiB behind. Readers of older
-//! data read from disk, as they would once the kernel had evicted it anyway; tailing consumers
-//! read within the tail. BookKeeper's journal and PostgreSQL's WAL do the same.
+//! hands them back again once sent. Unflushed bytes stay with the kernel: with acks=1 and no
+//! flush policy the page cache behaves as under Kafka.
+//!
+//! Why: on hosts where touching a page the kernel has not used for a while is expensive (VMs
+//! that give free guest memory back to the host), a log that keeps growing the page cache pays
+//! that on every new page, while a bounded set of recycled pages is copied into at memory speed.
+//! Measured on the benchmark VM, 1 MiB writes with fdatasync after each over 4 GiB: 308 MiB/s
+//! growing the cache, 1 068 MiB/s handing pages back 64 MiB behind. Readers of older data read
+//! from disk, as they would once the kernel had evicted it anyway; tailing consumers read
+//! within the tail. BookKeeper's journal and PostgreSQL's WAL hand their pages back too.
 
 use std::fs::File;
 use std::num::NonZeroU64;
