@@ -217,6 +217,7 @@ async fn write_outgoing(
             Part::File(range) => {
                 writer.flush().await?;
                 let stream = writer.get_ref().as_ref();
+                range.prefetch();
                 send_file(stream, &range.file, range.position, range.length as usize).await?;
                 range.hand_back();
             }

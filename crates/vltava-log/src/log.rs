@@ -87,6 +87,9 @@ pub struct AppendInfo {
     pub duplicate: bool,
 }
 
+/// The longest fetch range read ahead before it is sent ([`FileRange::prefetch`]).
+const PREFETCH_BYTES: u64 = 1 << 20;
+
 /// A byte range of a segment file that holds whole batches (the last one possibly cut short by
 /// the size limit, as Kafka allows), ready for `sendfile`.
 #[derive(Debug, Clone)]
@@ -100,6 +103,18 @@ pub struct FileRange {
 }
 
 impl FileRange {
+    /// Asks the kernel to start reading the range from disk at once if it lies beyond the tail
+    /// and is no longer than a client's default fetch of a partition (1 MiB): `sendfile` alone
+    /// reads it in small steps, one disk round trip each (catch-up of flushed data here 307-451
+    /// -> 503-593 MiB/s). Longer ranges are left to the kernel's read-ahead, which grows over
+    /// them; reading ahead even their first MiB held a 16 MiB fetch back (839-1 205 -> 655-839).
+    pub fn prefetch(&self) {
+        if self.beyond_tail && u64::from(self.length) <= PREFETCH_BYTES {
+            let end = self.position + u64::from(self.length);
+            crate::page_cache::read_ahead(&self.file, self.position, end);
+        }
+    }
+
     /// Lets the kernel drop the range's cached pages if it lies beyond the tail (a catch-up read
     /// does not grow the page cache).
     pub fn hand_back(&self) {

@@ -94,6 +94,14 @@ pub fn hand_back(file: &File, from: u64, to: Option<u64>) {
     let _ = rustix::fs::fadvise(file, from, len, rustix::fs::Advice::DontNeed);
 }
 
+/// Starts reading `file` from `from` up to `to` into the page cache without waiting for it.
+/// Advice only, as [`hand_back`].
+pub fn read_ahead(file: &File, from: u64, to: u64) {
+    if let Some(len) = NonZeroU64::new(to.saturating_sub(from)) {
+        let _ = rustix::fs::fadvise(file, from, Some(len), rustix::fs::Advice::WillNeed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
