@@ -178,13 +178,6 @@ impl LogState {
     pub(crate) fn log_end_offset(&self) -> i64 {
         self.active().next_offset()
     }
-
-    fn extents(&self) -> impl Iterator<Item = Extent> + '_ {
-        self.segments.iter().map(|(&base, s)| Extent {
-            base,
-            size: s.size(),
-        })
-    }
 }
 
 /// A segment file's bytes to hand back after an fsync: from, and up to (`None`: its end).
@@ -702,20 +695,28 @@ impl Log {
         let Some(tail) = state.config.page_cache_tail_bytes else {
             return Ok(None);
         };
-        let extents: Vec<Extent> = state
-            .extents()
-            .filter(|e| e.base >= state.released.base)
+        // Segments before the mark were handed back already: not even looked at.
+        let segments: Vec<&Segment> = state
+            .segments
+            .range(state.released.base..)
+            .map(|(_, s)| s)
+            .collect();
+        let extents: Vec<Extent> = segments
+            .iter()
+            .map(|s| Extent {
+                base: s.base_offset,
+                size: s.size(),
+            })
             .collect();
         let (ranges, mark) = page_cache::plan(&extents, state.released, tail);
+        if ranges.is_empty() {
+            return Ok(None);
+        }
         let mut files = Vec::with_capacity(ranges.len());
         for r in ranges {
-            let Some(segment) = extents
-                .get(r.index)
-                .and_then(|e| state.segments.get(&e.base))
-            else {
-                continue;
-            };
-            files.push((segment.file(&self.cache)?, r.from, r.to));
+            if let Some(segment) = segments.get(r.index) {
+                files.push((segment.file(&self.cache)?, r.from, r.to));
+            }
         }
         Ok(Some((files, mark)))
     }

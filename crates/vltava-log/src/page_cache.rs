@@ -86,10 +86,8 @@ pub(crate) fn plan(extents: &[Extent], released: Released, tail: u64) -> (Vec<Re
 pub fn hand_back(file: &File, from: u64, to: Option<u64>) {
     let len = match to {
         None => None,
-        Some(to) => match NonZeroU64::new(to.saturating_sub(from)) {
-            None => return,
-            len => len,
-        },
+        Some(to) if to > from => NonZeroU64::new(to - from),
+        Some(_) => return,
     };
     let _ = rustix::fs::fadvise(file, from, len, rustix::fs::Advice::DontNeed);
 }
