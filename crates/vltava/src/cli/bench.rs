@@ -37,6 +37,8 @@ use super::topic;
 const MAX_LATENCY_US: u64 = 600_000_000;
 /// Bytes of the send-time stamp at the start of an e2e record.
 const STAMP: usize = 8;
+/// How early a paced producer may send a record (`--throughput`): librdkafka's shortest wait.
+const PACE_SLACK: Duration = Duration::from_millis(1);
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -473,13 +475,15 @@ fn run_producer(plan: ProducerPlan, shared: Arc<Shared>) -> Histogram<u64> {
             break;
         }
         if let Some(rate) = plan.rate {
+            // librdkafka waits in whole milliseconds, so a shorter wait would spin a core
+            // the broker under test needs: a record due within PACE_SLACK is sent now.
             let due = start + Duration::from_secs_f64(sent as f64 / rate);
             loop {
-                let now = Instant::now();
-                if now >= due {
+                let ahead = due.saturating_duration_since(Instant::now());
+                if ahead < PACE_SLACK {
                     break;
                 }
-                producer.poll(due - now);
+                producer.poll(ahead);
             }
         }
         if plan.stamp {
