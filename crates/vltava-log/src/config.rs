@@ -45,8 +45,9 @@ pub struct LogConfig {
     /// in the future.
     pub message_timestamp_after_max_ms: i64,
     /// `log.page.cache.tail.bytes` (Vltava's, broker-wide): how much of the partition's end stays
-    /// in the page cache once flushed; older bytes are handed back to the kernel
-    /// (`page_cache`). `None` leaves the page cache to the kernel, as Kafka does.
+    /// in the page cache; older bytes are handed back to the kernel once on disk, unflushed ones
+    /// written back as they come (`page_cache`). `None` leaves the page cache and writeback to
+    /// the kernel, as Kafka does.
     pub page_cache_tail_bytes: Option<u64>,
 }
 

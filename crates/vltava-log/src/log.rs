@@ -180,8 +180,25 @@ impl LogState {
     }
 }
 
-/// A segment file's bytes to hand back after an fsync: from, and up to (`None`: its end).
+/// A segment file's bytes to hand back: from, and up to (`None`: its end).
 type FileRelease = (Arc<File>, u64, Option<u64>);
+
+/// Appended bytes to start writing back, and what to hand back then; run outside the lock.
+struct Writeback {
+    ranges: Vec<(Arc<File>, u64, u64)>,
+    release: Option<(Vec<FileRelease>, Released)>,
+}
+
+impl Writeback {
+    fn run(self, log: &Log) {
+        for (file, from, to) in &self.ranges {
+            page_cache::writeback::start(file, *from, *to);
+        }
+        if let Some(release) = self.release {
+            log.release(release);
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct Log {
@@ -348,7 +365,7 @@ impl Log {
         if origin == AppendOrigin::Client {
             batch::check_client_rules(&headers)?;
         }
-        let (info, flush_due) = {
+        let (info, flush_due, writeback) = {
             let mut state = self.lock();
             let config = state.config.clone();
             for (position, header) in &headers {
@@ -448,6 +465,7 @@ impl Log {
             state
                 .active_mut()
                 .append(&self.cache, batches, &assigned, now_ms)?;
+            let writeback = self.plan_writeback(&mut state)?;
             if !pending.is_empty() {
                 self.apply_producer_update(&mut state, pending)?;
             }
@@ -474,8 +492,12 @@ impl Log {
                     duplicate: false,
                 },
                 flush_due,
+                writeback,
             )
         };
+        if let Some(writeback) = writeback {
+            writeback.run(self);
+        }
         if flush_due {
             self.flush(info.last_offset + 1)?;
         }
@@ -679,18 +701,49 @@ impl Log {
         // One fsync round (group commit), whatever it covered; the binary exports it.
         metrics::histogram!("vltava_log_fsync_seconds").record(started.elapsed().as_secs_f64());
         // Only now are those bytes clean, so the kernel can drop them.
-        if let Some((ranges, mark)) = release {
-            for (file, from, to) in ranges {
-                page_cache::hand_back(&file, from, to);
-            }
-            let mut state = self.lock();
-            state.released = state.released.max(mark);
+        if let Some(release) = release {
+            self.release(release);
         }
         Ok(target)
     }
 
-    /// What the fsync about to run lets go of: the bytes it covers further than the page-cache
-    /// tail behind the end, and the mark after them.
+    /// Hands `ranges` back once their bytes are on disk (the kernel keeps dirty pages whatever
+    /// it is told), then moves the mark.
+    fn release(&self, (ranges, mark): (Vec<FileRelease>, Released)) {
+        for (file, from, to) in ranges {
+            page_cache::writeback::wait(&file, from, to);
+            page_cache::hand_back(&file, from, to);
+        }
+        let mut state = self.lock();
+        state.released = state.released.max(mark);
+    }
+
+    /// With a page-cache tail, each MiB appended starts on its way to disk (and the rest of a
+    /// segment once it rolls), and what is then further than the tail behind the end (written
+    /// back a while ago) goes, flushed or not.
+    fn plan_writeback(&self, state: &mut LogState) -> Result<Option<Writeback>> {
+        if state.config.page_cache_tail_bytes.is_none() {
+            return Ok(None);
+        }
+        let mut ranges = Vec::new();
+        // The active segment and the one it replaced.
+        for (newer, segment) in state.segments.values_mut().rev().take(2).enumerate() {
+            let (chunk, lag) = (page_cache::WRITEBACK_CHUNK, page_cache::WRITEBACK_LAG);
+            if let Some((from, to)) = segment.writeback_due(chunk, lag, newer > 0) {
+                ranges.push((segment.file(&self.cache)?, from, to));
+            }
+        }
+        if ranges.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Writeback {
+            ranges,
+            release: self.plan_release(state)?,
+        }))
+    }
+
+    /// What to let go of: the bytes further than the page-cache tail behind the end (flushed by
+    /// the fsync about to run, or written back), and the mark after them.
     fn plan_release(&self, state: &LogState) -> Result<Option<(Vec<FileRelease>, Released)>> {
         let Some(tail) = state.config.page_cache_tail_bytes else {
             return Ok(None);

@@ -44,6 +44,8 @@ pub struct Segment {
     log_key: FileKey,
     /// Bytes of the `.log` that belong to the log; the file is never longer after recovery.
     size: u64,
+    /// Bytes whose writeback has been started (or that were on disk when the segment opened).
+    written_back: u64,
     /// The offset after the last batch here (`base_offset` while empty).
     next_offset: i64,
     /// `None` until first needed: an idle segment costs no index memory.
@@ -76,6 +78,7 @@ impl Segment {
             log_path,
             log_key: fs::new_file_key(),
             size: 0,
+            written_back: 0,
             next_offset: base_offset,
             offset_index: Some(OffsetIndex::new(index.max_bytes)),
             time_index: Some(TimeIndex::new(index.max_bytes)),
@@ -98,6 +101,7 @@ impl Segment {
             log_path,
             log_key: fs::new_file_key(),
             size,
+            written_back: size,
             next_offset: base_offset,
             offset_index: None,
             time_index: None,
@@ -190,6 +194,25 @@ impl Segment {
         self.size += written;
         self.first_append_ms.get_or_insert(now_ms);
         Ok(())
+    }
+
+    /// Once `chunk` or more bytes lie between the last call's end and `lag` (a power of two)
+    /// behind the end, the range of them to start writing back, ending on a multiple of `lag`;
+    /// the segment then counts them as written back. The lag keeps appends off the pages being
+    /// written: a page dirtied again while under writeback would be skipped and stay dirty. A
+    /// `sealed` segment (no longer appended to) gives all it has left.
+    pub fn writeback_due(&mut self, chunk: u64, lag: u64, sealed: bool) -> Option<(u64, u64)> {
+        let from = self.written_back.min(self.size);
+        let to = if sealed {
+            self.size
+        } else {
+            self.size.saturating_sub(lag) & !(lag - 1)
+        };
+        if to <= from || (!sealed && to < from.saturating_add(chunk)) {
+            return None;
+        }
+        self.written_back = to;
+        Some((from, to))
     }
 
     fn index_batch(&mut self, position: u64, header: &BatchHeader) {

@@ -36,15 +36,23 @@ fn resident_bytes(dir: &Path) -> u64 {
 /// Writes about 8 MiB in 64 KiB batches over 4 MiB segments, fsyncing after each batch as an
 /// acks=all produce does; returns the batches as stored.
 fn write_flushed(log: &Log) -> Vec<Vec<u8>> {
+    write(log, 128, true)
+}
+
+/// `batches` of those, fsynced after each if `flush` (not: an acks=1 produce with no flush
+/// policy).
+fn write(log: &Log, batches: i64, flush: bool) -> Vec<Vec<u8>> {
     let mut written = Vec::new();
-    for b in 0..128 {
+    for b in 0..batches {
         let values: Vec<Vec<u8>> = (0..64)
             .map(|i| format!("{b}-{i}-{}", "x".repeat(1000)).into_bytes())
             .collect();
         let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
         let batch = build_test_batch(1_000 + b, &refs);
         let info = log.append(&batch, 0, 1_000 + b).expect("append");
-        log.flush(log.log_end_offset()).expect("flush");
+        if flush {
+            log.flush(log.log_end_offset()).expect("flush");
+        }
         written.push(as_stored(&batch, &info, 0));
     }
     written
@@ -105,6 +113,30 @@ fn flushed_bytes_behind_the_tail_leave_the_page_cache() {
         .read(log.log_end_offset() - 1, MIB as u32, i64::MAX, true)
         .expect("read");
     assert!(!last.range.expect("a range").beyond_tail);
+    assert_eq!(batches_read(&log), written);
+}
+
+#[test]
+fn unflushed_bytes_behind_the_tail_are_written_back_and_leave_the_page_cache() {
+    let root = scratch();
+    let config = LogConfig {
+        segment_bytes: 8 * MIB,
+        ..config(Some(MIB))
+    };
+    let (_dir, log) = open(root.path(), config);
+    // About 24 MiB over three segments.
+    let written = write(&log, 384, false);
+    assert_eq!(log.flushed_offset(), 0, "nothing was fsynced");
+    // The kernel keeps dirty pages whatever it is advised, so only bytes written back first
+    // can have left; without the writeback all 24 MiB would still be cached. What stays: the
+    // tail, and the active segment's last few MiB whose writeback has not started yet.
+    let resident = resident_bytes(log.dir());
+    assert!(
+        resident <= 8 * MIB,
+        "{resident} bytes of an unflushed log still cached with a 1 MiB tail"
+    );
+    let first = log.read(0, MIB as u32, i64::MAX, true).expect("read");
+    assert!(first.range.expect("a range").beyond_tail);
     assert_eq!(batches_read(&log), written);
 }
 

@@ -2,8 +2,9 @@
 //!
 //! After an fsync, the bytes further than the tail behind the log end are handed back to the
 //! kernel (`POSIX_FADV_DONTNEED`), and a fetch of bytes already handed back (read from disk)
-//! hands them back again once sent. Unflushed bytes stay with the kernel: with acks=1 and no
-//! flush policy the page cache behaves as under Kafka.
+//! hands them back again once sent. Unflushed bytes (acks=1 with no flush policy) are written
+//! back a MiB at a time as they arrive ([`writeback`]) and handed back the same way once behind
+//! the tail, so they neither grow the page cache nor reach the disk in the kernel's bursts.
 //!
 //! Why: on hosts where touching a page the kernel has not used for a while is expensive (VMs
 //! that give free guest memory back to the host), a log that keeps growing the page cache pays
@@ -13,8 +14,18 @@
 //! from disk, as they would once the kernel had evicted it anyway; tailing consumers read
 //! within the tail. BookKeeper's journal and PostgreSQL's WAL hand their pages back too.
 
+pub mod writeback;
+
 use std::fs::File;
 use std::num::NonZeroU64;
+
+/// How many appended bytes wait before their writeback starts (RocksDB's `bytes_per_sync` is
+/// commonly set to the same).
+pub(crate) const WRITEBACK_CHUNK: u64 = 1 << 20;
+
+/// How far behind the end writeback stays, and the boundary its ranges end on: ext4's largest
+/// page-cache folio, so no folio being written is still being appended to.
+pub(crate) const WRITEBACK_LAG: u64 = 2 << 20;
 
 /// How far before the mark a hand-back starts again. The kernel drops only page-cache folios
 /// (up to 2 MiB on ext4 with large folios) that lie wholly inside the range, so the folio a
@@ -29,7 +40,8 @@ pub(crate) struct Released {
     pub position: u64,
 }
 
-/// One segment's extent: its base offset and how many of its bytes are durable.
+/// One segment's extent: its base offset and how many of its bytes may go (flushed, or on their
+/// way to disk).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Extent {
     pub base: i64,
