@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::batch::{self, BatchHeader, HEADER_SIZE};
 use crate::error::{LogError, Result};
 use crate::fs::{self, FileCache, FileKey};
-use crate::index::{Entry, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use crate::index::{Entry, OffsetEntry, OffsetIndex, SparseIndex, TimeEntry, TimeIndex};
 
 pub fn file_name(base_offset: i64, extension: &str) -> String {
     format!("{base_offset:020}.{extension}")
@@ -524,12 +524,10 @@ impl Segment {
         let index_path = self.index_path();
         let time_path = self.time_index_path();
         if let Some(index) = self.offset_index.as_mut() {
-            persist(&index_path, index.unpersisted(), index.file_len(), sync)?;
-            index.mark_persisted();
+            persist_index(&index_path, index, sync)?;
         }
         if let Some(index) = self.time_index.as_mut() {
-            persist(&time_path, index.unpersisted(), index.file_len(), sync)?;
-            index.mark_persisted();
+            persist_index(&time_path, index, sync)?;
         }
         Ok(())
     }
@@ -591,18 +589,24 @@ fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
-fn persist(path: &Path, (position, bytes): (u64, Vec<u8>), len: u64, sync: bool) -> Result<()> {
+/// Writes what of `index` is not in its file yet; a clean index costs nothing unless `sync`.
+fn persist_index<E: Entry>(path: &Path, index: &mut SparseIndex<E>, sync: bool) -> Result<()> {
+    if !index.is_dirty() && !sync {
+        return Ok(());
+    }
+    let (position, bytes) = index.unpersisted();
     let file = fs::open_read_write(path, true)?;
     if !bytes.is_empty() {
         file.write_all_at(&bytes, position)
             .map_err(|e| LogError::io("write index", path, e))?;
     }
-    file.set_len(len)
+    file.set_len(index.file_len())
         .map_err(|e| LogError::io("truncate index", path, e))?;
     if sync {
         file.sync_data()
             .map_err(|e| LogError::io("fsync index", path, e))?;
     }
+    index.mark_persisted();
     Ok(())
 }
 

@@ -25,6 +25,9 @@ pub struct SparseIndex<E: Entry> {
     entries: Vec<E>,
     /// How many leading entries are already in the file.
     persisted: usize,
+    /// The file's length as last written (`None`: no file written yet), so that a truncation
+    /// or a first, empty write is not skipped as clean.
+    file_len_written: Option<u64>,
     max_entries: usize,
 }
 
@@ -33,6 +36,7 @@ impl<E: Entry> SparseIndex<E> {
         SparseIndex {
             entries: Vec::new(),
             persisted: 0,
+            file_len_written: None,
             max_entries: (max_bytes as usize / E::SIZE).max(1),
         }
     }
@@ -56,6 +60,7 @@ impl<E: Entry> SparseIndex<E> {
         Some(SparseIndex {
             entries,
             persisted,
+            file_len_written: Some(bytes.len() as u64),
             max_entries,
         })
     }
@@ -113,9 +118,9 @@ impl<E: Entry> SparseIndex<E> {
         self.persisted = 0;
     }
 
-    /// Whether the file is behind the memory copy.
+    /// Whether the file is behind the memory copy (entries or length).
     pub fn is_dirty(&self) -> bool {
-        self.persisted != self.entries.len()
+        self.persisted != self.entries.len() || self.file_len_written != Some(self.file_len())
     }
 
     /// The whole index in file format.
@@ -138,6 +143,7 @@ impl<E: Entry> SparseIndex<E> {
 
     pub fn mark_persisted(&mut self) {
         self.persisted = self.entries.len();
+        self.file_len_written = Some(self.file_len());
     }
 
     /// Length the file should have.

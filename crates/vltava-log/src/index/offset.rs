@@ -92,6 +92,27 @@ mod tests {
     }
 
     #[test]
+    fn only_a_written_index_that_matches_its_file_is_clean() {
+        // A checkpoint skips clean indexes, so each of these must read as dirty or a file
+        // would keep stale entries (or never be created).
+        let mut idx = OffsetIndex::new(1024);
+        assert!(idx.is_dirty(), "an index never written has no file yet");
+        idx.mark_persisted();
+        assert!(!idx.is_dirty());
+        idx.push(OffsetEntry {
+            relative_offset: 1,
+            position: 2,
+        });
+        assert!(idx.is_dirty(), "a new entry");
+        idx.mark_persisted();
+        idx.truncate_where(|e| e.relative_offset < 1);
+        assert!(idx.is_dirty(), "a truncation shortens the file");
+        idx.mark_persisted();
+        assert!(!idx.is_dirty());
+        assert_eq!(idx.unpersisted(), (0, Vec::new()));
+    }
+
+    #[test]
     fn torn_or_unsorted_files_are_refused() {
         assert!(OffsetIndex::from_file_bytes(&[0; 7], 1024).is_none());
         let unsorted = index(&[(5, 10), (3, 20)]).to_file_bytes();
