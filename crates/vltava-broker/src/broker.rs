@@ -38,9 +38,6 @@ pub struct Broker {
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
-/// `log.flush.offset.checkpoint.interval.ms` (Kafka's default, one minute).
-const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
-
 impl Broker {
     /// Starts the broker's storage and metadata. `bound` is the client listener's real address
     /// (tests bind port 0; the advertised port follows it then).
@@ -211,11 +208,12 @@ impl Broker {
         let broker = Arc::downgrade(self);
         let mut stopping = self.stopping();
         let retention_every = Duration::from_millis(self.config.log.retention_check_interval_ms);
+        let checkpoint_every = Duration::from_millis(self.config.log.checkpoint_interval_ms);
         self.track(tokio::spawn(async move {
             // segment.ms and flush.ms are checked every second; retention on its own interval
-            // (log.retention.check.interval.ms); recovery points are checkpointed every minute
-            // (log.flush.offset.checkpoint.interval.ms), so a crash recovers little; as in
-            // Kafka's LogManager.
+            // (log.retention.check.interval.ms); recovery points on theirs
+            // (log.flush.offset.checkpoint.interval.ms, a minute), so a crash recovers little;
+            // as in Kafka's LogManager.
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last_retention = Instant::now();
@@ -232,7 +230,7 @@ impl Broker {
                 if retention {
                     last_retention = Instant::now();
                 }
-                let checkpoint = last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL;
+                let checkpoint = last_checkpoint.elapsed() >= checkpoint_every;
                 if checkpoint {
                     last_checkpoint = Instant::now();
                 }

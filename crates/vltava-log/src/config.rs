@@ -49,6 +49,10 @@ pub struct LogConfig {
     /// written back as they come (`page_cache`). `None` leaves the page cache and writeback to
     /// the kernel, as Kafka does.
     pub page_cache_tail_bytes: Option<u64>,
+    /// `preallocate` (false, as in Kafka): reserve `segment.bytes` of disk blocks when a segment
+    /// is created, so appends and fsyncs find the blocks allocated; what the segment did not use
+    /// is given back when it rolls.
+    pub preallocate: bool,
 }
 
 impl LogConfig {
@@ -77,6 +81,7 @@ impl Default for LogConfig {
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: 3_600_000,
             page_cache_tail_bytes: Some(DEFAULT_PAGE_CACHE_TAIL_BYTES),
+            preallocate: false,
         }
     }
 }

@@ -52,6 +52,16 @@ pub fn read_at_most(file: &File, path: &Path, buf: &mut [u8], position: u64) -> 
     Ok(done)
 }
 
+/// Reserves disk blocks for the first `bytes` of `file` and keeps its length (Kafka's
+/// `preallocate`; `fallocate` with `KEEP_SIZE`, so recovery still finds the log's end at the
+/// file's end). Best effort: where the file system cannot, or the disk is full, appends allocate
+/// as they go, as without the setting.
+pub fn preallocate(file: &File, path: &Path, bytes: u64) {
+    if let Err(e) = rustix::fs::fallocate(file, rustix::fs::FallocateFlags::KEEP_SIZE, 0, bytes) {
+        tracing::warn!(path = %path.display(), "cannot preallocate {bytes} bytes: {e}");
+    }
+}
+
 pub fn open_read_write(path: &Path, create: bool) -> Result<File> {
     OpenOptions::new()
         .read(true)

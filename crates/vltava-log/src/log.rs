@@ -542,6 +542,7 @@ impl Log {
     /// Starts a new active segment at the log end offset.
     fn roll(&self, state: &mut LogState) -> Result<()> {
         let new_base = state.log_end_offset();
+        let preallocated = state.config.preallocate;
         {
             let active = state.active_mut();
             if active.is_empty() {
@@ -549,9 +550,12 @@ impl Log {
             }
             active.seal(&self.cache)?;
             active.persist_indexes(false)?;
+            if preallocated {
+                active.truncate_file_to_size(&self.cache)?;
+            }
         }
         let index = index_settings(&state.config);
-        let segment = Segment::create(&self.dir, new_base, index)?;
+        let segment = Segment::create(&self.dir, new_base, index, preallocation(&state.config))?;
         state.segments.insert(new_base, segment);
         state.dir_dirty = true;
         // Kafka snapshots producer state at every roll, so a restart replays one segment at
@@ -1091,6 +1095,11 @@ impl Log {
             state.epochs.entries(),
         )
     }
+}
+
+/// How much of a new segment to reserve on disk (`preallocate`): all it may grow to.
+pub(crate) fn preallocation(config: &LogConfig) -> Option<u64> {
+    config.preallocate.then_some(config.segment_bytes)
 }
 
 pub(crate) fn index_settings(config: &LogConfig) -> IndexSettings {

@@ -14,7 +14,9 @@ use crate::config::LogConfig;
 use crate::epoch::LeaderEpochCache;
 use crate::error::{LogError, Result};
 use crate::fs::{self, FileCache};
-use crate::log::{index_settings, LogState, TopicPartition, LEADER_EPOCH_CHECKPOINT};
+use crate::log::{
+    index_settings, preallocation, LogState, TopicPartition, LEADER_EPOCH_CHECKPOINT,
+};
 use crate::segment::Segment;
 
 /// What the log dir knows about the last run.
@@ -59,7 +61,10 @@ pub(crate) fn load(
     let fresh = segments.is_empty();
     if fresh {
         let start = context.log_start_offset.unwrap_or(0).max(0);
-        segments.insert(start, Segment::create(dir, start, index)?);
+        segments.insert(
+            start,
+            Segment::create(dir, start, index, preallocation(&config))?,
+        );
         dir_dirty = true;
     }
 

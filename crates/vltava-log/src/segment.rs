@@ -64,15 +64,24 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Creates a new, empty segment file. The caller fsyncs the directory.
-    pub fn create(dir: &Path, base_offset: i64, index: IndexSettings) -> Result<Segment> {
+    /// Creates a new, empty segment file, with disk blocks reserved for its first `preallocate`
+    /// bytes if given. The caller fsyncs the directory.
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        index: IndexSettings,
+        preallocate: Option<u64>,
+    ) -> Result<Segment> {
         let log_path = dir.join(file_name(base_offset, "log"));
-        std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&log_path)
             .map_err(|e| LogError::io("create segment", &log_path, e))?;
+        if let Some(bytes) = preallocate {
+            fs::preallocate(&file, &log_path, bytes);
+        }
         Ok(Segment {
             base_offset,
             log_path,
@@ -496,7 +505,9 @@ impl Segment {
         })
     }
 
-    /// Cuts the `.log` file to `size` bytes (after a scan found its valid prefix).
+    /// Cuts the `.log` file to `size` bytes: after a scan found its valid prefix, or when a
+    /// preallocated segment rolls (a truncate to the same length also frees the blocks reserved
+    /// past it).
     pub fn truncate_file_to_size(&mut self, cache: &FileCache) -> Result<()> {
         let file = self.file(cache)?;
         file.set_len(self.size)

@@ -179,6 +179,49 @@ fn segments_roll_by_size_and_keep_kafka_file_names() {
     }
 }
 
+/// `preallocate`: a new segment holds `segment.bytes` of disk blocks while its length stays that
+/// of its records (recovery reads the log's end from the length); a rolled one keeps only what
+/// it holds. Needs a file system with `fallocate` (ext4, xfs, btrfs, tmpfs).
+#[test]
+fn preallocated_segments_reserve_blocks_and_give_back_the_rest_when_they_roll() {
+    use std::os::unix::fs::MetadataExt;
+    const SEGMENT: u64 = 1 << 20;
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_bytes: SEGMENT,
+        preallocate: true,
+        ..LogConfig::default()
+    };
+    let (_dir, log) = open(root.path(), config);
+    let first = root
+        .path()
+        .join("orders-0")
+        .join("00000000000000000000.log");
+    let stat = |path: &std::path::Path| std::fs::metadata(path).expect("stat segment");
+    assert_eq!(stat(&first).len(), 0);
+    assert!(
+        stat(&first).blocks() * 512 >= SEGMENT,
+        "{} bytes reserved for a new segment",
+        stat(&first).blocks() * 512
+    );
+
+    let big = batch(1, &"v".repeat(4000), 100);
+    let per_segment = SEGMENT / big.len() as u64;
+    for _ in 0..=per_segment {
+        log.append(&big, 0, 0).expect("append");
+    }
+    assert_eq!(log.segment_count(), 2, "the segment must have rolled");
+    let rolled = stat(&first);
+    assert_eq!(rolled.len(), per_segment * big.len() as u64);
+    assert!(
+        rolled.blocks() * 512 < rolled.len() + 64 * 1024,
+        "a rolled segment of {} bytes still holds {} bytes of blocks",
+        rolled.len(),
+        rolled.blocks() * 512
+    );
+    assert_eq!(read_all(&log, 0).len() as u64, per_segment + 1);
+}
+
 /// Kafka's segment.ms measures record time (KIP-32, LogSegment.shouldRoll): an append rolls
 /// the segment when its max timestamp is more than segment.ms past the first batch's, whatever
 /// the wall clock says.

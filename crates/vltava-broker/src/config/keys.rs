@@ -28,6 +28,7 @@ pub const SUPPORTED: &[&str] = &[
     "log.flush.interval.messages",
     "log.flush.interval.ms",
     "log.retention.check.interval.ms",
+    "log.flush.offset.checkpoint.interval.ms",
     "producer.id.expiration.ms",
     "log.message.timestamp.type",
     "log.message.timestamp.before.max.ms",
@@ -40,6 +41,7 @@ pub const SUPPORTED: &[&str] = &[
     "delete.topic.enable",
     "metrics.listener",
     "log.page.cache.tail.bytes",
+    "log.preallocate",
 ];
 
 /// Keys Kafka has that Vltava accepts but does not act on (yet): a warning at startup, not an
@@ -72,7 +74,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "metadata.log.segment.bytes",
     "metadata.max.retention.bytes",
     "log.segment.delete.delay.ms",
-    "log.preallocate",
     "auto.leader.rebalance.enable",
     "zookeeper.connect",
 ];

@@ -101,6 +101,9 @@ pub struct LogDefaults {
     pub retention_ms: i64,
     pub retention_bytes: i64,
     pub retention_check_interval_ms: u64,
+    /// `log.flush.offset.checkpoint.interval.ms` (60000): how often recovery points (and the
+    /// indexes they vouch for) are written; 0 checks every maintenance tick (a second).
+    pub checkpoint_interval_ms: u64,
     /// `message.max.bytes` (1048588): the largest record batch a producer may send.
     pub max_message_bytes: u32,
     /// `log.message.timestamp.type`: `CreateTime` or `LogAppendTime`.
@@ -116,6 +119,8 @@ pub struct LogDefaults {
     /// `log.page.cache.tail.bytes` (Vltava's; 64 MiB, -1 off): how much of each partition's end
     /// stays in the page cache once flushed.
     pub page_cache_tail_bytes: Option<u64>,
+    /// `log.preallocate` (false): reserve each new segment's disk blocks when it is created.
+    pub preallocate: bool,
 }
 
 /// Socket server limits.
@@ -286,6 +291,11 @@ impl BrokerConfig {
                 300_000,
                 1,
             )?,
+            checkpoint_interval_ms: r.parse_at_least(
+                "log.flush.offset.checkpoint.interval.ms",
+                60_000,
+                0,
+            )?,
             max_message_bytes: r.parse_at_least("message.max.bytes", 1_048_588, 0)?,
             log_append_time,
             message_timestamp_before_max_ms: r.parse_at_least(
@@ -309,6 +319,7 @@ impl BrokerConfig {
                 Some(n) if n >= 0 => Some(n.unsigned_abs()),
                 Some(_) => return Err(r.invalid("log.page.cache.tail.bytes", "must be -1 or >= 0")),
             },
+            preallocate: r.parse("log.preallocate")?.unwrap_or(false),
         };
 
         let socket = SocketConfig {
@@ -401,6 +412,7 @@ impl BrokerConfig {
             ("log.segment.bytes", self.log.segment_bytes.to_string()),
             ("log.roll.ms", self.log.segment_ms.to_string()),
             ("message.max.bytes", self.log.max_message_bytes.to_string()),
+            ("log.preallocate", self.log.preallocate.to_string()),
             (
                 "log.page.cache.tail.bytes",
                 self.log
@@ -530,6 +542,28 @@ mod tests {
         assert_eq!(load("metrics.listener=\n").unwrap().metrics_listener, None);
         let err = load("metrics.listener=nowhere\n").unwrap_err().to_string();
         assert!(err.contains("metrics.listener"), "{err}");
+    }
+
+    #[test]
+    fn recovery_points_are_checkpointed_every_minute_unless_configured() {
+        assert_eq!(load("").unwrap().log.checkpoint_interval_ms, 60_000);
+        let c = load("log.flush.offset.checkpoint.interval.ms=5000\n").unwrap();
+        assert_eq!(c.log.checkpoint_interval_ms, 5_000);
+        let err = load("log.flush.offset.checkpoint.interval.ms=-1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("log.flush.offset.checkpoint.interval.ms"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn preallocate_is_off_as_in_kafka_and_names_a_bad_value() {
+        assert!(!load("").unwrap().log.preallocate);
+        assert!(load("log.preallocate=true\n").unwrap().log.preallocate);
+        let err = load("log.preallocate=yes\n").unwrap_err().to_string();
+        assert!(err.contains("log.preallocate"), "{err}");
     }
 
     #[test]

@@ -69,6 +69,10 @@ pub const TOPIC_CONFIGS: &[TopicConfigKey] = &[
     ),
     key!("min.insync.replicas", Some("min.insync.replicas"), |_| "1"
         .into()),
+    key!("preallocate", Some("log.preallocate"), |c| c
+        .log
+        .preallocate
+        .to_string()),
     key!("retention.bytes", Some("log.retention.bytes"), |c| c
         .log
         .retention_bytes
@@ -130,6 +134,7 @@ pub fn log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -
         message_timestamp_before_max_ms: d.message_timestamp_before_max_ms,
         message_timestamp_after_max_ms: d.message_timestamp_after_max_ms,
         page_cache_tail_bytes: d.page_cache_tail_bytes,
+        preallocate: d.preallocate,
     };
     for (key, value) in overrides {
         let value = value.as_str();
@@ -143,6 +148,8 @@ pub fn log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -
             "retention.ms" => set(&mut c.retention_ms, value),
             "retention.bytes" => set(&mut c.retention_bytes, value),
             "max.message.bytes" => set(&mut c.max_message_bytes, value),
+            // Kafka reads booleans case-insensitively; the controller accepted only true/false.
+            "preallocate" => c.preallocate = value.eq_ignore_ascii_case("true"),
             "cleanup.policy" => {
                 c.compact = value.split(',').any(|policy| policy.trim() == "compact");
             }
@@ -168,6 +175,20 @@ fn set<T: std::str::FromStr>(field: &mut T, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preallocate_follows_the_broker_default_and_a_topic_override_in_any_case() {
+        let mut raw = crate::config::RawConfig::default();
+        raw.apply_override("log.preallocate=true").unwrap();
+        let broker = BrokerConfig::from_raw(&raw).unwrap();
+        assert!(log_config(&broker, &BTreeMap::new()).preallocate);
+        let mut overrides = BTreeMap::new();
+        overrides.insert("preallocate".to_string(), "FALSE".to_string());
+        assert!(!log_config(&broker, &overrides).preallocate);
+        let broker = BrokerConfig::from_raw(&Default::default()).unwrap();
+        overrides.insert("preallocate".to_string(), "True".to_string());
+        assert!(log_config(&broker, &overrides).preallocate);
+    }
 
     #[test]
     fn topic_overrides_beat_broker_defaults() {
