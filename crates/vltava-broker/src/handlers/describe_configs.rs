@@ -140,7 +140,11 @@ fn synonym(name: &'static str, value: String, source: i8) -> DescribeConfigsSyno
 /// `ConfigType` (KIP-569): BOOLEAN 1, STRING 2, INT 3, LONG 5, LIST 7.
 fn config_type(name: &str) -> i8 {
     match name {
-        "unclean.leader.election.enable" | "auto.create.topics.enable" | "delete.topic.enable" => 1,
+        "unclean.leader.election.enable"
+        | "auto.create.topics.enable"
+        | "delete.topic.enable"
+        | "preallocate"
+        | "log.preallocate" => 1,
         "cleanup.policy"
         | "listeners"
         | "advertised.listeners"
