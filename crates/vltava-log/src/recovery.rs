@@ -93,7 +93,8 @@ pub(crate) fn load(
         }
         recovered_any = true;
         report.segments_scanned += 1;
-        let outcome = segment.rebuild_from_scan(cache, true)?;
+        let outcome =
+            segment.rebuild_from_scan(cache, true, config.page_cache_tail_bytes.is_some())?;
         report.batches_scanned += outcome.batches;
         for (epoch, start) in segment_epochs(segment, cache)? {
             epochs.assign(epoch, start);

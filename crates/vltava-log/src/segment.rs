@@ -13,6 +13,7 @@ use crate::batch::{self, BatchHeader, HEADER_SIZE};
 use crate::error::{LogError, Result};
 use crate::fs::{self, FileCache, FileKey};
 use crate::index::{Entry, OffsetEntry, OffsetIndex, SparseIndex, TimeEntry, TimeIndex};
+use crate::page_cache;
 
 pub fn file_name(base_offset: i64, extension: &str) -> String {
     format!("{base_offset:020}.{extension}")
@@ -354,7 +355,7 @@ impl Segment {
             }
             _ => {
                 tracing::warn!(segment = %self.log_path.display(), "index missing or corrupt; rebuilding");
-                self.rebuild_from_scan(cache, false)?;
+                self.rebuild_from_scan(cache, false, false)?;
                 self.persist_indexes(true)?;
             }
         }
@@ -421,9 +422,16 @@ impl Segment {
 
     /// Scans every batch from the start, rebuilding both indexes. With `verify`, each batch's
     /// CRC and offsets are checked and the scan stops at the first invalid one; the caller
-    /// decides whether to truncate there. Never reads past the file or allocates more than the
-    /// bytes the file has.
-    pub fn rebuild_from_scan(&mut self, cache: &FileCache, verify: bool) -> Result<ScanOutcome> {
+    /// decides whether to truncate there. With `hand_back`, the bytes read are handed back to
+    /// the kernel behind the scan (as `log.page.cache.tail.bytes` does behind appends), so a
+    /// recovery reads through new pages no faster than through reused ones. Never reads past
+    /// the file or allocates more than the bytes the file has.
+    pub fn rebuild_from_scan(
+        &mut self,
+        cache: &FileCache,
+        verify: bool,
+        hand_back: bool,
+    ) -> Result<ScanOutcome> {
         let file = self.file(cache)?;
         let file_len = file
             .metadata()
@@ -440,9 +448,14 @@ impl Segment {
         self.offset_of_max_timestamp = -1;
         self.next_offset = self.base_offset;
         let mut position = 0u64;
+        let mut handed_back = 0u64;
         let mut batches = 0u64;
         let mut buf = Vec::new();
         let stopped_because = loop {
+            if hand_back && position - handed_back >= SCAN_HAND_BACK_BYTES {
+                page_cache::hand_back(&file, handed_back, Some(position));
+                handed_back = position;
+            }
             if position == file_len {
                 break None;
             }
@@ -495,6 +508,9 @@ impl Segment {
             position += size;
             batches += 1;
         };
+        if hand_back {
+            page_cache::hand_back(&file, handed_back, Some(position));
+        }
         self.size = position;
         self.first_batch_timestamp = None;
         Ok(ScanOutcome {
@@ -525,7 +541,7 @@ impl Segment {
         // Rebuild the tail state from the surviving bytes: cheap compared with replication.
         self.size = position;
         self.first_batch_timestamp = None;
-        self.rebuild_from_scan(cache, false)?;
+        self.rebuild_from_scan(cache, false, false)?;
         self.persist_indexes(false)?;
         Ok(self.next_offset)
     }
@@ -631,6 +647,9 @@ pub struct AssignedBatch {
 
 /// Linux's IOV_MAX: the most slices one `pwritev` takes.
 const MAX_SLICES: usize = 1024;
+
+/// How far a recovery scan reads between two hand-backs of what it read.
+const SCAN_HAND_BACK_BYTES: u64 = 8 << 20;
 
 /// Writes each batch's assigned header and the rest of its bytes at `offset` with vectored
 /// writes, so a producer's records go from the request buffer to the page cache without a copy
