@@ -424,8 +424,9 @@ impl Segment {
     /// CRC and offsets are checked and the scan stops at the first invalid one; the caller
     /// decides whether to truncate there. With `hand_back`, the bytes read are handed back to
     /// the kernel behind the scan (as `log.page.cache.tail.bytes` does behind appends), so a
-    /// recovery reads through new pages no faster than through reused ones. Never reads past
-    /// the file or allocates more than the bytes the file has.
+    /// recovery reads into pages it just freed rather than new ones, which cost a host fault
+    /// each on a VM that reclaims free memory. Never reads past the file or allocates more than
+    /// the bytes the file has.
     pub fn rebuild_from_scan(
         &mut self,
         cache: &FileCache,
