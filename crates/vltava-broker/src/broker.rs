@@ -52,10 +52,13 @@ impl Broker {
         }
         std::fs::create_dir_all(&config.storage.log_dir)?;
         let root = config.storage.log_dir.clone();
-        let log_dir =
-            tokio::task::spawn_blocking(move || LogDir::open(&root, LogDirOptions::default()))
-                .await
-                .map_err(|e| BrokerError::Io(std::io::Error::other(e)))??;
+        let options = LogDirOptions {
+            recovery_threads: config.storage.recovery_threads,
+            ..LogDirOptions::default()
+        };
+        let log_dir = tokio::task::spawn_blocking(move || LogDir::open(&root, options))
+            .await
+            .map_err(|e| BrokerError::Io(std::io::Error::other(e)))??;
         let fresh = log_dir
             .partitions_on_disk()
             .iter()

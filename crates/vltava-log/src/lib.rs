@@ -24,6 +24,7 @@ pub mod fs;
 pub mod index;
 pub mod log;
 mod page_cache;
+mod parallel;
 mod producer_recovery;
 pub mod producer_state;
 pub mod record_rules;

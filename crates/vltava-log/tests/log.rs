@@ -531,7 +531,10 @@ fn open_files_stay_within_the_budget_across_many_partitions() {
     let root = tempfile::tempdir().expect("tempdir");
     let dir = vltava_log::LogDir::open(
         root.path(),
-        vltava_log::LogDirOptions { max_open_files: 64 },
+        vltava_log::LogDirOptions {
+            max_open_files: 64,
+            ..vltava_log::LogDirOptions::default()
+        },
     )
     .expect("open");
     for p in 0..500 {

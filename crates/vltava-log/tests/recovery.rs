@@ -4,9 +4,10 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use common::*;
-use vltava_log::{LogConfig, LogDir, LogDirOptions};
+use vltava_log::{LogConfig, LogDir, LogDirOptions, TopicPartition};
 
 fn segment_path(root: &Path, base: i64) -> std::path::PathBuf {
     root.join("orders-0").join(format!("{base:020}.log"))
@@ -297,4 +298,80 @@ fn a_new_partition_after_an_unclean_stop_needs_no_recovery() {
         .path()
         .join("orders-0/00000000000000000000.log")
         .exists());
+}
+
+/// Eight partitions, each with its own record count, every other one with a torn last batch.
+fn crashed_partitions(root: &Path) -> Vec<(TopicPartition, Vec<Vec<u8>>)> {
+    let dir = LogDir::open(root, LogDirOptions::default()).expect("open");
+    let mut kept = Vec::new();
+    for p in 0..8 {
+        let tp = TopicPartition::new("orders", p);
+        let log = dir.open_log(&tp, small_segments()).expect("open log");
+        for i in 0..(20 + p as usize * 7) {
+            log.append(&batch(i as i64, &format!("p{p}-{i}"), 3), 0, 0)
+                .expect("append");
+        }
+        let mut written: Vec<Vec<u8>> = read_all(&log, 0).into_iter().map(|(_, b)| b).collect();
+        if p % 2 == 1 {
+            let last = written.pop().expect("a batch");
+            let active = std::fs::read_dir(root.join(tp.dir_name()))
+                .expect("list")
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|path| path.extension().is_some_and(|x| x == "log"))
+                .max()
+                .expect("a segment");
+            let len = std::fs::metadata(&active).expect("stat").len();
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&active)
+                .expect("open");
+            file.set_len(len - last.len() as u64 / 2).expect("tear");
+        }
+        kept.push((tp, written));
+    }
+    kept
+}
+
+#[test]
+fn partitions_recovered_together_each_keep_exactly_their_own_valid_prefix() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let expected = crashed_partitions(root.path());
+    let dir = LogDir::open(root.path(), options_with(3)).expect("reopen");
+    assert!(!dir.was_clean_shutdown());
+    let wanted: Vec<(TopicPartition, LogConfig)> = expected
+        .iter()
+        .map(|(tp, _)| (tp.clone(), small_segments()))
+        .collect();
+    let logs = dir.open_logs(&wanted).expect("recover");
+    assert_eq!(logs.len(), expected.len());
+    for (log, (tp, written)) in logs.iter().zip(&expected) {
+        assert_eq!(log.topic_partition(), tp);
+        let survivors: Vec<Vec<u8>> = read_all(log, 0).into_iter().map(|(_, b)| b).collect();
+        assert_eq!(&survivors, written, "{tp}");
+        assert_eq!(log.flushed_offset(), log.log_end_offset(), "{tp} verified");
+        // The same log as a later single open finds.
+        assert!(Arc::ptr_eq(
+            log,
+            &dir.open_log(tp, small_segments()).expect("open")
+        ));
+    }
+
+    // Closed together, they open cleanly with the same records.
+    dir.shutdown().expect("shutdown");
+    drop(logs);
+    drop(dir);
+    let dir = LogDir::open(root.path(), options_with(3)).expect("reopen");
+    assert!(dir.was_clean_shutdown());
+    let logs = dir.open_logs(&wanted).expect("open");
+    for (log, (tp, written)) in logs.iter().zip(&expected) {
+        let survivors: Vec<Vec<u8>> = read_all(log, 0).into_iter().map(|(_, b)| b).collect();
+        assert_eq!(&survivors, written, "{tp} after a clean stop");
+    }
+}
+
+fn options_with(recovery_threads: usize) -> LogDirOptions {
+    LogDirOptions {
+        recovery_threads,
+        ..LogDirOptions::default()
+    }
 }

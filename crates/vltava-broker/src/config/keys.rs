@@ -42,6 +42,7 @@ pub const SUPPORTED: &[&str] = &[
     "metrics.listener",
     "log.page.cache.tail.bytes",
     "log.preallocate",
+    "num.recovery.threads.per.data.dir",
 ];
 
 /// Keys Kafka has that Vltava accepts but does not act on (yet): a warning at startup, not an
@@ -54,7 +55,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "num.io.threads",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
-    "num.recovery.threads.per.data.dir",
     "offsets.topic.replication.factor",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",

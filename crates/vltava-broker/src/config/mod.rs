@@ -67,6 +67,9 @@ pub struct QuorumSettings {
 pub struct StorageConfig {
     /// `log.dirs` (or `log.dir`); one directory per node for now.
     pub log_dir: PathBuf,
+    /// `num.recovery.threads.per.data.dir` (2, at least 1): how many partitions are opened and
+    /// recovered at once at startup, and flushed at once at shutdown.
+    pub recovery_threads: usize,
 }
 
 impl StorageConfig {
@@ -355,7 +358,10 @@ impl BrokerConfig {
             node,
             listeners,
             quorum: QuorumSettings { voters },
-            storage: StorageConfig { log_dir },
+            storage: StorageConfig {
+                log_dir,
+                recovery_threads: r.parse_at_least("num.recovery.threads.per.data.dir", 2, 1)?,
+            },
             topics,
             log,
             socket,
@@ -556,6 +562,20 @@ mod tests {
             err.contains("log.flush.offset.checkpoint.interval.ms"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn partitions_recover_two_at_a_time_as_in_kafka_4_unless_configured() {
+        assert_eq!(load("").unwrap().storage.recovery_threads, 2);
+        let c = load("num.recovery.threads.per.data.dir=4\n").unwrap();
+        assert_eq!(c.storage.recovery_threads, 4);
+        assert!(c.ignored_keys.is_empty());
+        for bad in ["0", "-1", "two"] {
+            let err = load(&format!("num.recovery.threads.per.data.dir={bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("num.recovery.threads.per.data.dir"), "{err}");
+        }
     }
 
     #[test]

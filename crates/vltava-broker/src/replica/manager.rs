@@ -125,6 +125,7 @@ impl ReplicaManager {
             topics.by_name.clone()
         };
         let mut wanted: HashSet<TopicPartition> = HashSet::new();
+        self.open_new_topics_at_once(image, &current)?;
 
         for topic in image.topics() {
             let existing = current
@@ -216,6 +217,31 @@ impl ReplicaManager {
         }
         *applied = image.applied_index();
         Ok(opened)
+    }
+
+    /// Opens the logs this broker leads of topics it has none of yet, all at once on the log
+    /// dir's recovery threads (at startup: every partition, so a crash recovers several at a
+    /// time). A recreated topic is left to `apply_image`, which must delete the old logs
+    /// before it opens the new ones.
+    fn open_new_topics_at_once(
+        &self,
+        image: &MetadataImage,
+        current: &HashMap<String, TopicPartitions>,
+    ) -> Result<(), LogError> {
+        let mut new_logs = Vec::new();
+        for topic in image.topics() {
+            if current.contains_key(&topic.name) {
+                continue;
+            }
+            let log_config = log_config(&self.config, &topic.configs);
+            for p in topic.partitions.iter().filter(|p| p.leader == self.node_id) {
+                new_logs.push((
+                    TopicPartition::new(topic.name.clone(), p.partition),
+                    log_config.clone(),
+                ));
+            }
+        }
+        self.log_dir.open_logs(&new_logs).map(|_| ())
     }
 
     fn delete_topic_logs(
