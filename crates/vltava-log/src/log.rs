@@ -660,18 +660,27 @@ impl Log {
         }
     }
 
-    /// Flushes if `flush.ms` has passed since the oldest unflushed append.
+    /// Flushes if `flush.ms` has passed since the oldest unflushed append, or if a segment
+    /// that rolled still holds unflushed bytes. Kafka flushes a segment once it rolls (off the
+    /// append path, `UnifiedLog.roll`), whatever the flush policy: the recovery point then
+    /// passes it, so a crash rescans the active segment, not every segment written since the
+    /// log was created.
     pub fn flush_if_due(&self, now_ms: i64) -> Result<bool> {
-        let due = {
+        let (timed, active_base) = {
             let state = self.lock();
-            state.oldest_unflushed_ms.is_some_and(|t| {
+            let timed = state.oldest_unflushed_ms.is_some_and(|t| {
                 now_ms.saturating_sub(t) >= state.config.flush_ms.min(i64::MAX as u64) as i64
-            })
+            });
+            (timed, state.segments.keys().next_back().copied())
         };
-        if due {
+        let rolled_unflushed = active_base
+            .is_some_and(|base| self.commit.durable_offset() < base && !self.commit.is_poisoned());
+        if timed {
             self.flush(self.log_end_offset())?;
+        } else if let (true, Some(base)) = (rolled_unflushed, active_base) {
+            self.flush(base)?;
         }
-        Ok(due)
+        Ok(timed || rolled_unflushed)
     }
 
     /// One fsync round: the directory if segments came or went, then every segment that may

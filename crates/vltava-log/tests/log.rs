@@ -517,6 +517,45 @@ fn flush_ms_policy_flushes_old_appends() {
 }
 
 #[test]
+fn a_rolled_segment_is_flushed_at_the_next_check_whatever_the_flush_policy() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (dir, log) = open(root.path(), small_segments());
+    let mut info = None;
+    while log.segment_count() < 4 {
+        info = Some(log.append(&batch(1, "a", 20), 0, 0).expect("append"));
+    }
+    let end = log.log_end_offset();
+    assert_eq!(
+        log.flushed_offset(),
+        0,
+        "no flush policy: nothing flushed on append"
+    );
+    let active_base = info.expect("appended").base_offset;
+    assert!(log.flush_if_due(0).expect("rolled segments are due"));
+    assert!(
+        log.flushed_offset() >= active_base,
+        "{} < {active_base}",
+        log.flushed_offset()
+    );
+    // The recovery point written next vouches for every rolled segment.
+    dir.checkpoint().expect("checkpoint");
+    let points = vltava_log::checkpoint::read_partition_offsets(
+        &root.path().join(vltava_log::dir::RECOVERY_POINT_CHECKPOINT),
+    )
+    .expect("read checkpoint");
+    assert_eq!(
+        points,
+        vec![("orders".to_string(), 0, log.flushed_offset())]
+    );
+    assert!(log.flushed_offset() <= end);
+
+    // Nothing rolled since: no flush (flush.ms is unset).
+    log.append(&batch(1, "b", 1), 0, 0).expect("append");
+    assert_eq!(log.segment_count(), 4);
+    assert!(!log.flush_if_due(0).expect("not due"));
+}
+
+#[test]
 fn deleting_a_partition_removes_its_directory() {
     let root = tempfile::tempdir().expect("tempdir");
     let (dir, log) = open(root.path(), LogConfig::default());
