@@ -3,8 +3,9 @@
 //! Follows Kafka's `LogLoader`: leftovers of deletions and temp files are removed, orphan index
 //! files are removed, missing or corrupt indexes are rebuilt. After an unclean shutdown every
 //! segment from the one holding the recovery point on is scanned batch by batch (length, CRC,
-//! offsets); at the first invalid batch the segment is cut there and every later segment is
-//! deleted, and each drop is logged with its size and reason.
+//! offsets; the batches below the recovery point by their headers only); at the first invalid
+//! batch the segment is cut there and every later segment is deleted, and each drop is logged
+//! with its size and reason.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -93,8 +94,12 @@ pub(crate) fn load(
         }
         recovered_any = true;
         report.segments_scanned += 1;
-        let outcome =
-            segment.rebuild_from_scan(cache, true, config.page_cache_tail_bytes.is_some())?;
+        // What lies below the recovery point was fsynced before the checkpoint named it.
+        let outcome = segment.rebuild_from_scan(
+            cache,
+            Some(recovery_point),
+            config.page_cache_tail_bytes.is_some(),
+        )?;
         report.batches_scanned += outcome.batches;
         for (epoch, start) in segment_epochs(segment, cache)? {
             epochs.assign(epoch, start);

@@ -355,7 +355,7 @@ impl Segment {
             }
             _ => {
                 tracing::warn!(segment = %self.log_path.display(), "index missing or corrupt; rebuilding");
-                self.rebuild_from_scan(cache, false, false)?;
+                self.rebuild_from_scan(cache, None, false)?;
                 self.persist_indexes(true)?;
             }
         }
@@ -420,17 +420,19 @@ impl Segment {
         Ok(())
     }
 
-    /// Scans every batch from the start, rebuilding both indexes. With `verify`, each batch's
-    /// CRC and offsets are checked and the scan stops at the first invalid one; the caller
-    /// decides whether to truncate there. With `hand_back`, the bytes read are handed back to
-    /// the kernel behind the scan (as `log.page.cache.tail.bytes` does behind appends), so a
-    /// recovery reads into pages it just freed rather than new ones, which cost a host fault
-    /// each on a VM that reclaims free memory. Never reads past the file or allocates more than
-    /// the bytes the file has.
+    /// Scans every batch from the start, rebuilding both indexes. Batches whose last offset is
+    /// at or past `verify_from` have their CRC and offsets checked and the scan stops at the
+    /// first invalid one (the caller decides whether to truncate there); the others, flushed
+    /// before the recovery point was written, have only their headers read and checked, as
+    /// Kafka trusts the segments below its recovery point without reading them. With
+    /// `hand_back`, the bytes read are handed back to the kernel behind the scan (as
+    /// `log.page.cache.tail.bytes` does behind appends), so a recovery reads into pages it just
+    /// freed rather than new ones, which cost a host fault each on a VM that reclaims free
+    /// memory. Never reads past the file or allocates more than the bytes the file has.
     pub fn rebuild_from_scan(
         &mut self,
         cache: &FileCache,
-        verify: bool,
+        verify_from: Option<i64>,
         hand_back: bool,
     ) -> Result<ScanOutcome> {
         let file = self.file(cache)?;
@@ -438,8 +440,11 @@ impl Segment {
             .metadata()
             .map_err(|e| LogError::io("stat segment", &self.log_path, e))?
             .len();
+        // Headers of trusted batches come through a small buffer (a header and the start of
+        // the next few small batches per read); verified batches through a large one.
+        let mut walker = BufReader::with_capacity(HEADER_WALK_BUFFER, &*file);
         let mut reader = BufReader::with_capacity(1 << 20, &*file);
-        reader
+        walker
             .seek(SeekFrom::Start(0))
             .map_err(|e| LogError::io("seek", &self.log_path, e))?;
         self.offset_index = Some(OffsetIndex::new(self.index.max_bytes));
@@ -451,6 +456,9 @@ impl Segment {
         let mut position = 0u64;
         let mut handed_back = 0u64;
         let mut batches = 0u64;
+        // Offsets only grow, so once one batch is verified every later one is, and `reader`
+        // is then positioned at `position`.
+        let mut verifying = false;
         let mut buf = Vec::new();
         let stopped_because = loop {
             if hand_back && position - handed_back >= SCAN_HAND_BACK_BYTES {
@@ -467,7 +475,8 @@ impl Segment {
                 ));
             }
             let mut head = [0u8; HEADER_SIZE];
-            reader
+            let source = if verifying { &mut reader } else { &mut walker };
+            source
                 .read_exact(&mut head)
                 .map_err(|e| LogError::io("read", &self.log_path, e))?;
             let Some(header) = BatchHeader::parse(&head) else {
@@ -490,7 +499,14 @@ impl Segment {
                     header.base_offset, self.next_offset
                 ));
             }
-            if verify {
+            let body = size - HEADER_SIZE as u64;
+            if !verifying && verify_from.is_some_and(|from| header.last_offset() >= from) {
+                reader
+                    .seek(SeekFrom::Start(position + HEADER_SIZE as u64))
+                    .map_err(|e| LogError::io("seek", &self.log_path, e))?;
+                verifying = true;
+            }
+            if verifying {
                 buf.clear();
                 buf.extend_from_slice(&head);
                 buf.resize(size as usize, 0);
@@ -501,8 +517,8 @@ impl Segment {
                     break Some(e.to_string());
                 }
             } else {
-                reader
-                    .seek_relative((size - HEADER_SIZE as u64) as i64)
+                walker
+                    .seek_relative(body as i64)
                     .map_err(|e| LogError::io("seek", &self.log_path, e))?;
             }
             self.index_batch(position, &header);
@@ -542,7 +558,7 @@ impl Segment {
         // Rebuild the tail state from the surviving bytes: cheap compared with replication.
         self.size = position;
         self.first_batch_timestamp = None;
-        self.rebuild_from_scan(cache, false, false)?;
+        self.rebuild_from_scan(cache, None, false)?;
         self.persist_indexes(false)?;
         Ok(self.next_offset)
     }
@@ -651,6 +667,10 @@ const MAX_SLICES: usize = 1024;
 
 /// How far a recovery scan reads between two hand-backs of what it read.
 const SCAN_HAND_BACK_BYTES: u64 = 8 << 20;
+
+/// Read size of the header-only walk over trusted batches: one header and the next few
+/// batches' headers when batches are small, little wasted when they are large.
+const HEADER_WALK_BUFFER: usize = 8 << 10;
 
 /// Writes each batch's assigned header and the rest of its bytes at `offset` with vectored
 /// writes, so a producer's records go from the request buffer to the page cache without a copy
