@@ -154,9 +154,9 @@ impl LogDir {
         Ok(Arc::clone(logs.entry(tp.clone()).or_insert(log)))
     }
 
-    /// Opens many distinct logs as `open_log` does, on the recovery threads: a start after a crash
-    /// recovers that many partitions at a time. Every log is attempted; the first error is
-    /// returned.
+    /// Opens many distinct logs as `open_log` does, on the recovery threads: a start after a
+    /// crash recovers that many partitions at a time. Every log is attempted; the first error
+    /// is returned.
     pub fn open_logs(&self, wanted: &[(TopicPartition, LogConfig)]) -> Result<Vec<Arc<Log>>> {
         crate::parallel::map(wanted, self.recovery_threads, |(tp, config)| {
             self.open_log(tp, config.clone())
