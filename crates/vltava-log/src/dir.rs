@@ -136,6 +136,7 @@ impl LogDir {
             clean_shutdown: self.clean_shutdown,
             recovery_point: self.recovery_points.get(tp).copied(),
             log_start_offset: self.log_start_offsets.get(tp).copied(),
+            scan_threads: self.recovery_threads,
         };
         let dir = self.root.join(tp.dir_name());
         let created = !dir.exists();

@@ -1,6 +1,7 @@
-//! Running one blocking step over many partitions on a few threads: opening (and recovering)
-//! logs at startup and closing them at shutdown, as Kafka does with
-//! `num.recovery.threads.per.data.dir`.
+//! Running one blocking step over many items on a few threads: opening (and recovering) logs
+//! at startup and closing them at shutdown, as Kafka does with
+//! `num.recovery.threads.per.data.dir`, and scanning the segments of one partition that a
+//! recovery has to check.
 //!
 //! Scoped std threads rather than a pool crate: the work happens twice in a broker's life, and
 //! threads that end with the call keep the idle broker's footprint what it was.

@@ -29,6 +29,9 @@ pub struct RecoveryContext {
     pub recovery_point: Option<i64>,
     /// From `log-start-offset-checkpoint`.
     pub log_start_offset: Option<i64>,
+    /// How many of the partition's segments an unclean start scans at once (the log dir's
+    /// recovery threads; 0 counts as 1).
+    pub scan_threads: usize,
 }
 
 /// What recovery did to one partition, for the startup log line and for tests.
@@ -75,33 +78,54 @@ pub(crate) fn load(
     )?);
     let mut report = RecoveryReport::default();
     let all: Vec<i64> = segments.keys().copied().collect();
-    let mut recovered_any = false;
-    for (i, base) in all.iter().enumerate() {
-        let next_base = all.get(i + 1).copied();
-        // A segment is trusted if the shutdown was clean or it lies wholly below the point
-        // up to which everything was flushed.
-        let trusted =
-            fresh || context.clean_shutdown || next_base.is_some_and(|n| n <= recovery_point);
+    // A segment is trusted if the shutdown was clean or it lies wholly below the point up to
+    // which everything was flushed: a prefix of the segments, since bases only grow.
+    let trusted = all
+        .iter()
+        .enumerate()
+        .take_while(|(i, _)| {
+            fresh || context.clean_shutdown || all.get(i + 1).is_some_and(|n| *n <= recovery_point)
+        })
+        .count();
+    for (i, base) in all.iter().enumerate().take(trusted) {
         let Some(segment) = segments.get_mut(base) else {
             continue;
         };
-        if trusted {
-            match next_base {
-                None => segment.open_trusted(cache)?,
-                Some(next) => segment.open_inactive(cache, next)?,
-            }
-            continue;
+        match all.get(i + 1) {
+            None => segment.open_trusted(cache)?,
+            Some(next) => segment.open_inactive(cache, *next)?,
         }
-        recovered_any = true;
-        report.segments_scanned += 1;
+    }
+    let suspect: Vec<i64> = all.iter().skip(trusted).copied().collect();
+    let recovered_any = !suspect.is_empty();
+    let hand_back = config.page_cache_tail_bytes.is_some();
+    // Scanned side by side (each segment is checked on its own); their outcomes are then taken
+    // in offset order, so a bad batch still cuts its segment and drops every later one.
+    let scanning: Vec<std::sync::Mutex<Segment>> = suspect
+        .iter()
+        .filter_map(|base| segments.remove(base))
+        .map(std::sync::Mutex::new)
+        .collect();
+    let scans = crate::parallel::map(&scanning, context.scan_threads, |cell| {
+        let mut segment = cell.lock().unwrap_or_else(|e| e.into_inner());
         // What lies below the recovery point was fsynced before the checkpoint named it.
-        let outcome = segment.rebuild_from_scan(
-            cache,
-            Some(recovery_point),
-            config.page_cache_tail_bytes.is_some(),
-        )?;
+        let outcome = segment.rebuild_from_scan(cache, Some(recovery_point), hand_back)?;
+        let found = segment_epochs(&segment, cache)?;
+        if outcome.stopped_because.is_none() {
+            segment.persist_indexes(true)?;
+            segment.sync(cache)?;
+        }
+        Ok::<_, LogError>((outcome, found))
+    });
+    let mut scanned = scanning
+        .into_iter()
+        .map(|cell| cell.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .zip(scans);
+    while let Some((mut segment, scan)) = scanned.next() {
+        let (outcome, found) = scan?;
+        report.segments_scanned += 1;
         report.batches_scanned += outcome.batches;
-        for (epoch, start) in segment_epochs(segment, cache)? {
+        for (epoch, start) in found {
             epochs.assign(epoch, start);
         }
         if let Some(reason) = outcome.stopped_because {
@@ -116,19 +140,17 @@ pub(crate) fn load(
             segment.truncate_file_to_size(cache)?;
             segment.persist_indexes(true)?;
             segment.sync(cache)?;
-            for later in all.iter().skip(i + 1) {
-                if let Some(doomed) = segments.remove(later) {
-                    tracing::warn!(partition = %tp, segment = %doomed.log_path().display(),
-                        bytes = doomed.size(), "recovery deleted a segment after the corrupt one");
-                    report.segments_deleted += 1;
-                    doomed.delete(cache)?;
-                    dir_dirty = true;
-                }
+            segments.insert(segment.base_offset, segment);
+            for (doomed, _) in scanned.by_ref() {
+                tracing::warn!(partition = %tp, segment = %doomed.log_path().display(),
+                    bytes = doomed.size(), "recovery deleted a segment after the corrupt one");
+                report.segments_deleted += 1;
+                doomed.delete(cache)?;
+                dir_dirty = true;
             }
             break;
         }
-        segment.persist_indexes(true)?;
-        segment.sync(cache)?;
+        segments.insert(segment.base_offset, segment);
     }
 
     // Offsets must increase across segments; a segment that overlaps its successor can only

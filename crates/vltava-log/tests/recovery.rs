@@ -422,3 +422,41 @@ fn options_with(recovery_threads: usize) -> LogDirOptions {
         ..LogDirOptions::default()
     }
 }
+
+#[test]
+fn segments_scanned_side_by_side_are_still_cut_at_the_first_bad_batch() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let written = crashed_log(root.path(), 300, small_segments());
+    let mut segments: Vec<_> = std::fs::read_dir(root.path().join("orders-0"))
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() > 6, "{} segments", segments.len());
+    // The third segment's last batch and the fifth's first byte are damaged: only the first
+    // damage counts, whichever scan finishes first.
+    for (segment, at_end) in [(&segments[2], true), (&segments[4], false)] {
+        let mut bytes = std::fs::read(segment).expect("read");
+        let at = if at_end { bytes.len() - 1 } else { 0 };
+        bytes[at] ^= 0xff;
+        std::fs::write(segment, &bytes).expect("write");
+    }
+    let before_third: usize = segments[..2]
+        .iter()
+        .map(|s| std::fs::metadata(s).expect("stat").len() as usize)
+        .sum();
+    let dir = LogDir::open(root.path(), options_with(8)).expect("reopen");
+    let log = dir.open_log(&tp(), small_segments()).expect("recover");
+    let survivors: Vec<Vec<u8>> = read_all(&log, 0).into_iter().map(|(_, b)| b).collect();
+    assert_eq!(survivors, written[..survivors.len()].to_vec());
+    let kept: usize = survivors.iter().map(Vec::len).sum();
+    assert!(
+        kept > before_third,
+        "the third segment's valid batches stay"
+    );
+    assert_eq!(log.segment_count(), 3);
+    for later in &segments[3..] {
+        assert!(!later.exists(), "{} deleted", later.display());
+    }
+}

@@ -68,7 +68,8 @@ pub struct StorageConfig {
     /// `log.dirs` (or `log.dir`); one directory per node for now.
     pub log_dir: PathBuf,
     /// `num.recovery.threads.per.data.dir` (2, at least 1): how many partitions are opened and
-    /// recovered at once at startup, and flushed at once at shutdown.
+    /// recovered at once at startup (and segments of one partition scanned at once), and
+    /// flushed at once at shutdown.
     pub recovery_threads: usize,
 }
 
