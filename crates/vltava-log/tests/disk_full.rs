@@ -51,10 +51,8 @@ fn a_full_disk_fails_appends_cleanly_and_keeps_what_was_acknowledged() {
         assert_eq!(error.kafka_error_code(), 56, "{error}");
         let survivors: Vec<Vec<u8>> = read_all(&log, 0).into_iter().map(|(_, b)| b).collect();
         assert_eq!(survivors, acknowledged, "reads still work on a full disk");
-        let on_disk: u64 = std::fs::read_dir(root.path().join("orders-0"))
-            .expect("list")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        let on_disk: u64 = segment_files(&root.path().join("orders-0"))
+            .into_iter()
             .map(|p| std::fs::metadata(p).expect("stat").len())
             .sum();
         let acked_bytes: usize = acknowledged.iter().map(Vec::len).sum();

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{as_stored, open, read_all};
+use common::{as_stored, open, read_all, segment_files};
 use vltava_log::batch::build_test_batch;
 use vltava_log::{Log, LogConfig};
 
@@ -15,11 +15,7 @@ const MIB: u64 = 1 << 20;
 
 /// Bytes of the partition's segment files in the page cache.
 fn resident_bytes(dir: &Path) -> u64 {
-    let logs: Vec<_> = std::fs::read_dir(dir)
-        .expect("partition dir")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
+    let logs = segment_files(dir);
     assert!(!logs.is_empty(), "no segment files in {}", dir.display());
     let out = Command::new("fincore")
         .args(["--bytes", "--noheadings", "--output", "RES"])

@@ -238,12 +238,7 @@ fn a_torn_tail_after_an_unclean_stop_is_not_remembered_as_written() {
         assert!(log.segment_count() > 2, "the test needs rolled segments");
     }
     // Tear the last batch in half, as a crash in the middle of its write would.
-    let mut logs: Vec<_> = std::fs::read_dir(root.path().join("orders-0"))
-        .expect("list")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    logs.sort();
+    let logs = segment_files(&root.path().join("orders-0"));
     let active = logs.last().expect("a segment").clone();
     let len = std::fs::metadata(&active).expect("stat").len();
     let file = std::fs::OpenOptions::new()

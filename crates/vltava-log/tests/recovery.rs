@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::*;
+use vltava_log::batch::BatchHeader;
 use vltava_log::{LogConfig, LogDir, LogDirOptions, TopicPartition};
 
 fn segment_path(root: &Path, base: i64) -> std::path::PathBuf {
@@ -118,17 +119,9 @@ fn a_flipped_bit_truncates_at_the_damaged_batch() {
 fn corruption_in_an_early_segment_deletes_every_later_segment() {
     let root = tempfile::tempdir().expect("tempdir");
     let written = crashed_log(root.path(), 200, small_segments());
-    let segments: Vec<_> = std::fs::read_dir(root.path().join("orders-0"))
-        .expect("list")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
+    let segments = segment_files(&root.path().join("orders-0"));
     assert!(segments.len() > 3);
-    let second = {
-        let mut s = segments.clone();
-        s.sort();
-        s[1].clone()
-    };
+    let second = segments[1].clone();
     let mut bytes = std::fs::read(&second).expect("read");
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff; // the last batch of the second segment
@@ -147,22 +140,26 @@ fn corruption_in_an_early_segment_deletes_every_later_segment() {
     );
 }
 
+/// Ten batches of 3 records fsynced and checkpointed as the recovery point, then ten more left
+/// unflushed, and no clean shutdown; every batch written, in order.
+fn flushed_then_unflushed(root: &Path) -> Vec<(BatchHeader, Vec<u8>)> {
+    let (dir, log) = open(root, LogConfig::default());
+    for i in 0..10 {
+        log.append(&batch(i, "durable", 3), 0, 0).expect("append");
+    }
+    log.flush(30).expect("flush");
+    dir.checkpoint().expect("checkpoint");
+    for i in 10..20 {
+        log.append(&batch(i, "volatile", 3), 0, 0).expect("append");
+    }
+    read_all(&log, 0)
+}
+
 #[test]
 fn fsynced_batches_survive_a_torn_unflushed_tail() {
     let root = tempfile::tempdir().expect("tempdir");
-    let flushed = {
-        let (dir, log) = open(root.path(), LogConfig::default());
-        for i in 0..10 {
-            log.append(&batch(i, "durable", 3), 0, 0).expect("append");
-        }
-        log.flush(30).expect("flush");
-        dir.checkpoint().expect("checkpoint");
-        let flushed = read_all(&log, 0);
-        for i in 0..10 {
-            log.append(&batch(i, "volatile", 3), 0, 0).expect("append");
-        }
-        flushed
-    };
+    let mut flushed = flushed_then_unflushed(root.path());
+    flushed.truncate(10);
     // The crash tore the unflushed tail in the middle of a batch.
     let path = segment_path(root.path(), 0);
     let len = std::fs::metadata(&path).expect("stat").len();
@@ -183,18 +180,7 @@ fn fsynced_batches_survive_a_torn_unflushed_tail() {
 #[test]
 fn below_the_recovery_point_only_headers_are_checked_and_damage_past_it_is_cut() {
     let root = tempfile::tempdir().expect("tempdir");
-    let written = {
-        let (dir, log) = open(root.path(), LogConfig::default());
-        for i in 0..10 {
-            log.append(&batch(i, "durable", 3), 0, 0).expect("append");
-        }
-        log.flush(30).expect("flush");
-        dir.checkpoint().expect("checkpoint");
-        for i in 10..20 {
-            log.append(&batch(i, "volatile", 3), 0, 0).expect("append");
-        }
-        read_all(&log, 0)
-    };
+    let written = flushed_then_unflushed(root.path());
     // A flipped bit in a record of batch 2 (fsynced, below the recovery point) and of batch 14.
     let path = segment_path(root.path(), 0);
     let mut bytes = std::fs::read(&path).expect("read");
@@ -361,11 +347,8 @@ fn crashed_partitions(root: &Path) -> Vec<(TopicPartition, Vec<Vec<u8>>)> {
         let mut written: Vec<Vec<u8>> = read_all(&log, 0).into_iter().map(|(_, b)| b).collect();
         if p % 2 == 1 {
             let last = written.pop().expect("a batch");
-            let active = std::fs::read_dir(root.join(tp.dir_name()))
-                .expect("list")
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|path| path.extension().is_some_and(|x| x == "log"))
-                .max()
+            let active = segment_files(&root.join(tp.dir_name()))
+                .pop()
                 .expect("a segment");
             let len = std::fs::metadata(&active).expect("stat").len();
             let file = std::fs::OpenOptions::new()
@@ -427,12 +410,7 @@ fn options_with(recovery_threads: usize) -> LogDirOptions {
 fn segments_scanned_side_by_side_are_still_cut_at_the_first_bad_batch() {
     let root = tempfile::tempdir().expect("tempdir");
     let written = crashed_log(root.path(), 300, small_segments());
-    let mut segments: Vec<_> = std::fs::read_dir(root.path().join("orders-0"))
-        .expect("list")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    segments.sort();
+    let segments = segment_files(&root.path().join("orders-0"));
     assert!(segments.len() > 6, "{} segments", segments.len());
     // The third segment's last batch and the fifth's first byte are damaged: only the first
     // damage counts, whichever scan finishes first.

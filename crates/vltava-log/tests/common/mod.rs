@@ -62,3 +62,15 @@ pub fn small_segments() -> LogConfig {
         ..LogConfig::default()
     }
 }
+
+/// The `.log` files of a partition directory, in offset order (their names are the base offset
+/// in 20 digits).
+pub fn segment_files(partition_dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut logs: Vec<_> = std::fs::read_dir(partition_dir)
+        .expect("list the partition directory")
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    logs
+}
