@@ -674,13 +674,13 @@ impl Log {
             (timed, state.segments.keys().next_back().copied())
         };
         let rolled_unflushed = active_base
-            .is_some_and(|base| self.commit.durable_offset() < base && !self.commit.is_poisoned());
+            .filter(|base| self.commit.durable_offset() < *base && !self.commit.is_poisoned());
         if timed {
             self.flush(self.log_end_offset())?;
-        } else if let (true, Some(base)) = (rolled_unflushed, active_base) {
+        } else if let Some(base) = rolled_unflushed {
             self.flush(base)?;
         }
-        Ok(timed || rolled_unflushed)
+        Ok(timed || rolled_unflushed.is_some())
     }
 
     /// One fsync round: the directory if segments came or went, then every segment that may
