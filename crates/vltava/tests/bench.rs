@@ -72,6 +72,71 @@ fn bench_produce_then_consume_reports_every_record() {
 }
 
 #[test]
+fn bench_consume_over_the_wire_client_reads_every_record_and_its_bytes() {
+    let server = Server::start(None, &[]);
+    // lz4 batches: the wire client has to inflate them to count records and value bytes.
+    let produced = stdout(&ok(server.cli(&[
+        "bench",
+        "produce",
+        "--topic",
+        "wire",
+        "--records",
+        "3000",
+        "--record-size",
+        "50",
+        "--partitions",
+        "3",
+        "--compression",
+        "lz4",
+        "--acks",
+        "1",
+    ])));
+    assert_eq!(count(&produced, "produced"), 3000, "{produced}");
+    let consumed = stdout(&ok(server.cli(&[
+        "bench",
+        "consume",
+        "--topic",
+        "wire",
+        "--client",
+        "wire",
+        "--consumers",
+        "2",
+        // Small fetches, so each partition takes several, each starting where the last ended.
+        "-X",
+        "max.partition.fetch.bytes=1024",
+    ])));
+    assert_eq!(count(&consumed, "consumed"), 3000, "{consumed}");
+    assert!(consumed.contains("(150000 bytes)"), "{consumed}");
+
+    let some = stdout(&ok(server.cli(&[
+        "bench",
+        "consume",
+        "--topic",
+        "wire",
+        "--client",
+        "wire",
+        "--records",
+        "10",
+    ])));
+    // It stops after the fetch that reached 10 (which may hold every partition's records).
+    assert!(count(&some, "consumed") >= 10, "{some}");
+
+    let bad = server.cli(&[
+        "bench",
+        "consume",
+        "--topic",
+        "wire",
+        "--client",
+        "wire",
+        "-X",
+        "linger.ms=5",
+    ]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("linger.ms"), "{err}");
+}
+
+#[test]
 fn bench_e2e_reads_back_every_stamped_record() {
     let server = Server::start(None, &[]);
     let out = stdout(&ok(server.cli(&[

@@ -33,6 +33,8 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use super::client::{key_value, ClientArgs};
 use super::topic;
 
+mod wire_consumer;
+
 /// Largest latency the histograms hold, in microseconds (larger ones saturate): 10 minutes.
 const MAX_LATENCY_US: u64 = 600_000_000;
 /// Bytes of the send-time stamp at the start of an e2e record.
@@ -134,6 +136,16 @@ struct ConsumeBench {
     /// Consumers in parallel; the partitions are shared out among them.
     #[arg(long, default_value_t = 1)]
     consumers: usize,
+    /// Which consumer reads: librdkafka, or Fetch requests sent directly (every batch's CRC
+    /// checked, every record decoded, no per-message hand-off to an application).
+    #[arg(long, value_enum, default_value_t = ConsumerClient::Rdkafka)]
+    client: ConsumerClient,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq)]
+enum ConsumerClient {
+    Rdkafka,
+    Wire,
 }
 
 #[derive(Args, Debug)]
@@ -617,6 +629,63 @@ fn spawn_consumers(
     Ok(handles)
 }
 
+/// `--client wire`: the topic's partitions shared out among `consumers` threads, each with a
+/// connection to every leader it reads from.
+fn spawn_wire_consumers(
+    common: &Common,
+    consumers: usize,
+    deadline: Option<Instant>,
+    shared: &Arc<Shared>,
+) -> anyhow::Result<Vec<JoinHandle<Histogram<u64>>>> {
+    if consumers == 0 {
+        bail!("--consumers must be at least 1");
+    }
+    let settings = wire_consumer::FetchSettings::from_client_configs(&common.client_configs)?;
+    let metadata = topic::metadata(&common.client)?;
+    let Some(found) = metadata.topics().iter().find(|t| t.name() == common.topic) else {
+        bail!("unknown topic {:?}", common.topic);
+    };
+    let mut leaders: Vec<(i32, String)> = Vec::new();
+    for p in found.partitions() {
+        let Some(broker) = metadata.brokers().iter().find(|b| b.id() == p.leader()) else {
+            bail!("partition {} of {:?} has no leader", p.id(), common.topic);
+        };
+        leaders.push((p.id(), format!("{}:{}", broker.host(), broker.port())));
+    }
+    leaders.sort_unstable();
+    let workers = consumers.min(leaders.len()).max(1);
+    let mut handles = Vec::new();
+    for i in 0..workers {
+        let mut by_leader: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+        for (partition, address) in leaders.iter().skip(i).step_by(workers) {
+            by_leader
+                .entry(address.clone())
+                .or_default()
+                .push(*partition);
+        }
+        let plan = wire_consumer::WirePlan {
+            topic: common.topic.clone(),
+            by_leader,
+            until_caught_up: common.records.is_none(),
+            records: common.records,
+            deadline,
+            settings: settings.clone(),
+            timeout: common.client.timeout(),
+        };
+        let shared = Arc::clone(shared);
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("bench-wire-consumer-{i}"))
+                .spawn(move || {
+                    wire_consumer::run(plan, &shared);
+                    histogram()
+                })
+                .context("starting a consumer thread")?,
+        );
+    }
+    Ok(handles)
+}
+
 fn run_consumer(plan: ConsumerPlan, shared: &Shared) -> Histogram<u64> {
     let mut latency = histogram();
     let mut at_end = std::collections::HashSet::new();
@@ -946,14 +1015,17 @@ fn consume(b: ConsumeBench) -> anyhow::Result<()> {
     let started = Instant::now();
     let until_caught_up = common.records.is_none();
     let (records, end) = (common.records, deadline(common));
-    let handles = spawn_consumers(
-        common,
-        b.consumers,
-        &partitions,
-        &starts,
-        || (until_caught_up, records, end, false),
-        &shared,
-    )?;
+    let handles = match b.client {
+        ConsumerClient::Rdkafka => spawn_consumers(
+            common,
+            b.consumers,
+            &partitions,
+            &starts,
+            || (until_caught_up, records, end, false),
+            &shared,
+        )?,
+        ConsumerClient::Wire => spawn_wire_consumers(common, b.consumers, end, &shared)?,
+    };
     watch(handles, &mut progress, started, || {
         (
             shared.consumed.load(Ordering::Relaxed),

@@ -1,0 +1,423 @@
+//! `vltava bench consume --client wire`: a consumer that speaks Fetch itself, through
+//! `kafka-protocol`, instead of through librdkafka.
+//!
+//! At 1 KiB records librdkafka stops near a million records per second (its per-message queue
+//! and callback), so a catch-up read through it measures the client, not the broker. This loop
+//! does what any consumer must — every batch's CRC checked, compressed batches inflated, every
+//! record decoded and its value counted — and nothing an application adds. One fetch at a time
+//! per connection, as a consumer knows its next offset only from the last response.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use bytes::{Buf, Bytes};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::RecordBatchDecoder;
+
+use super::super::client::{key_value, RawClient};
+use super::Shared;
+
+/// Fetch versions this loop speaks: v4 (the oldest Kafka 4 serves) to v12, the last that names
+/// topics instead of their ids.
+const FETCH_VERSIONS: (i16, i16) = (4, 12);
+/// ListOffsets versions with a single offset per partition.
+const LIST_OFFSETS_VERSIONS: (i16, i16) = (1, 8);
+/// ListOffsets' "earliest" timestamp.
+const EARLIEST: i64 = -2;
+/// Bytes before a batch's length field ends: base offset (8) and length (4).
+const BATCH_PREFIX: usize = 12;
+/// Where a v2 batch keeps its last offset delta and attributes, from the batch's start.
+const LAST_OFFSET_DELTA_AT: usize = 23;
+const ATTRIBUTES_AT: usize = 21;
+/// The attributes bit of a control batch (transaction markers: no application records).
+const CONTROL_BIT: i16 = 1 << 5;
+
+/// Fetch settings, librdkafka's names and defaults so `-X` means the same on both clients.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct FetchSettings {
+    pub max_wait_ms: i32,
+    pub min_bytes: i32,
+    pub max_bytes: i32,
+    pub partition_max_bytes: i32,
+}
+
+impl FetchSettings {
+    /// librdkafka's defaults, with `-X` pairs for the four fetch keys applied; any other key is
+    /// an error, since this client has no other settings to apply it to.
+    pub fn from_client_configs(pairs: &[String]) -> anyhow::Result<FetchSettings> {
+        let mut settings = FetchSettings {
+            max_wait_ms: 500,
+            min_bytes: 1,
+            max_bytes: 52_428_800,
+            partition_max_bytes: 1_048_576,
+        };
+        for pair in pairs {
+            let (key, value) = key_value(pair, "--client-config")?;
+            let slot = match key.as_str() {
+                "fetch.wait.max.ms" => &mut settings.max_wait_ms,
+                "fetch.min.bytes" => &mut settings.min_bytes,
+                "fetch.max.bytes" => &mut settings.max_bytes,
+                "max.partition.fetch.bytes" => &mut settings.partition_max_bytes,
+                _ => bail!(
+                    "--client wire reads only -X fetch.wait.max.ms, fetch.min.bytes, \
+                     fetch.max.bytes and max.partition.fetch.bytes, not {key:?}"
+                ),
+            };
+            *slot = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &i32| *v >= 0)
+                .ok_or_else(|| anyhow!("-X {key}={value}: expected a non-negative integer"))?;
+        }
+        Ok(settings)
+    }
+}
+
+/// One consumer's share: partitions on each leader, where it stops, and how it fetches.
+pub(super) struct WirePlan {
+    pub topic: String,
+    /// Leader address → partitions this consumer reads there.
+    pub by_leader: BTreeMap<String, Vec<i32>>,
+    pub until_caught_up: bool,
+    pub records: Option<u64>,
+    pub deadline: Option<Instant>,
+    pub settings: FetchSettings,
+    pub timeout: Duration,
+}
+
+/// One partition's read position.
+struct Position {
+    partition: i32,
+    offset: i64,
+    caught_up: bool,
+}
+
+/// Reads until every partition reached its high watermark (or the count or deadline), adding
+/// to `shared`; the first error stops every consumer.
+pub(super) fn run(plan: WirePlan, shared: &Shared) {
+    if let Err(e) = read(&plan, shared) {
+        shared.fail(format!("consuming: {e:#}"));
+        shared
+            .abort
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn read(plan: &WirePlan, shared: &Shared) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut leaders = Vec::new();
+    for (address, partitions) in &plan.by_leader {
+        let mut client = RawClient::connect(address, plan.timeout)?;
+        let positions = earliest(&mut client, &plan.topic, partitions)?;
+        leaders.push((client, positions));
+    }
+    let mut read_until = Duration::ZERO;
+    let mut last_record = Instant::now();
+    loop {
+        if shared.abort.load(Relaxed) || plan.deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        if plan
+            .records
+            .is_some_and(|n| shared.consumed.load(Relaxed) >= n)
+        {
+            break;
+        }
+        if plan.until_caught_up && leaders.iter().all(|(_, ps)| ps.iter().all(|p| p.caught_up)) {
+            break;
+        }
+        let mut got_any = false;
+        for (client, positions) in &mut leaders {
+            let (records, bytes) = fetch_once(client, plan, positions)?;
+            if records > 0 {
+                got_any = true;
+                last_record = Instant::now();
+                let first = *shared.first_record.get_or_init(|| last_record);
+                read_until = last_record.saturating_duration_since(first);
+                shared.consumed.fetch_add(records, Relaxed);
+                shared.consumed_bytes.fetch_add(bytes, Relaxed);
+            }
+        }
+        if !got_any && last_record.elapsed() > plan.timeout {
+            bail!("no record for {}s", plan.timeout.as_secs_f64());
+        }
+    }
+    shared
+        .last_record_nanos
+        .fetch_max(read_until.as_nanos() as u64, Relaxed);
+    Ok(())
+}
+
+/// The log start offset of each partition.
+fn earliest(
+    client: &mut RawClient,
+    topic: &str,
+    partitions: &[i32],
+) -> anyhow::Result<Vec<Position>> {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|&p| {
+                        ListOffsetsPartition::default()
+                            .with_partition_index(p)
+                            .with_timestamp(EARLIEST)
+                    })
+                    .collect(),
+            )]);
+    let response = client.send(request, LIST_OFFSETS_VERSIONS)?;
+    let mut positions = Vec::new();
+    for answer in response.topics.iter().flat_map(|t| &t.partitions) {
+        if let Some(e) = ResponseError::try_from_code(answer.error_code) {
+            bail!(
+                "{}: ListOffsets of {topic}-{}: {e}",
+                client.address,
+                answer.partition_index
+            );
+        }
+        positions.push(Position {
+            partition: answer.partition_index,
+            offset: answer.offset,
+            caught_up: false,
+        });
+    }
+    if positions.len() != partitions.len() {
+        bail!(
+            "{}: ListOffsets answered {} of {} partitions",
+            client.address,
+            positions.len(),
+            partitions.len()
+        );
+    }
+    Ok(positions)
+}
+
+fn topic_name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_string()))
+}
+
+/// One Fetch for the partitions not yet caught up; returns the records and value bytes read.
+fn fetch_once(
+    client: &mut RawClient,
+    plan: &WirePlan,
+    positions: &mut [Position],
+) -> anyhow::Result<(u64, u64)> {
+    let wanted: Vec<FetchPartition> = positions
+        .iter()
+        .filter(|p| !(plan.until_caught_up && p.caught_up))
+        .map(|p| {
+            FetchPartition::default()
+                .with_partition(p.partition)
+                .with_fetch_offset(p.offset)
+                .with_partition_max_bytes(plan.settings.partition_max_bytes)
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok((0, 0));
+    }
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(plan.settings.max_wait_ms)
+        .with_min_bytes(plan.settings.min_bytes)
+        .with_max_bytes(plan.settings.max_bytes)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(&plan.topic))
+            .with_partitions(wanted)]);
+    let response: FetchResponse = client.send(request, FETCH_VERSIONS)?;
+    if let Some(e) = ResponseError::try_from_code(response.error_code) {
+        bail!("{}: Fetch: {e}", client.address);
+    }
+    let (mut records, mut bytes) = (0, 0);
+    for answer in response.responses.into_iter().flat_map(|t| t.partitions) {
+        let Some(position) = positions
+            .iter_mut()
+            .find(|p| p.partition == answer.partition_index)
+        else {
+            bail!(
+                "{}: Fetch answered partition {} it was not asked for",
+                client.address,
+                answer.partition_index
+            );
+        };
+        if let Some(e) = ResponseError::try_from_code(answer.error_code) {
+            bail!(
+                "{}: Fetch of {}-{} at offset {}: {e}",
+                client.address,
+                plan.topic,
+                position.partition,
+                position.offset
+            );
+        }
+        let read = decode_batches(answer.records.unwrap_or_default(), position.offset)
+            .with_context(|| {
+                format!(
+                    "records of {}-{} from offset {}",
+                    plan.topic, position.partition, position.offset
+                )
+            })?;
+        position.offset = read.next_offset;
+        position.caught_up = position.offset >= answer.high_watermark;
+        records += read.records;
+        bytes += read.value_bytes;
+    }
+    Ok((records, bytes))
+}
+
+/// What one partition's records held.
+#[derive(Debug, PartialEq)]
+struct Read {
+    records: u64,
+    value_bytes: u64,
+    next_offset: i64,
+}
+
+/// Decodes every whole batch in `data` (a fetch may end in part of one), counting the records
+/// at or after `from` (a batch may start before the offset fetched).
+fn decode_batches(mut data: Bytes, from: i64) -> anyhow::Result<Read> {
+    let mut read = Read {
+        records: 0,
+        value_bytes: 0,
+        next_offset: from,
+    };
+    let had_data = !data.is_empty();
+    while data.len() >= BATCH_PREFIX {
+        let length = i32::from_be_bytes([data[8], data[9], data[10], data[11]]);
+        let Ok(length) = usize::try_from(length) else {
+            bail!("a batch with length {length}");
+        };
+        let whole = BATCH_PREFIX + length;
+        if data.len() < whole {
+            break;
+        }
+        let mut batch = data.split_to(whole);
+        if whole < LAST_OFFSET_DELTA_AT + 4 {
+            bail!("a {whole}-byte batch, shorter than a batch header");
+        }
+        let base = (&batch[..8]).get_i64();
+        let last_delta = (&batch[LAST_OFFSET_DELTA_AT..]).get_i32();
+        let control = (&batch[ATTRIBUTES_AT..]).get_i16() & CONTROL_BIT != 0;
+        let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| anyhow!("{e}"))?;
+        if !control {
+            for record in set.records.iter().filter(|r| r.offset >= from) {
+                read.records += 1;
+                read.value_bytes += record.value.as_ref().map_or(0, |v| v.len() as u64);
+            }
+        }
+        read.next_offset = read.next_offset.max(base + i64::from(last_delta) + 1);
+    }
+    if had_data && read.next_offset == from {
+        bail!("no whole batch in {} bytes", data.len());
+    }
+    Ok(read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    fn batch(base: i64, values: &[&[u8]], compression: Compression) -> Bytes {
+        let records: Vec<Record> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Record {
+                transactional: false,
+                control: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: base + i as i64,
+                sequence: -1,
+                timestamp: 0,
+                key: None,
+                value: Some(Bytes::copy_from_slice(v)),
+                headers: Default::default(),
+                delete_horizon: false,
+            })
+            .collect();
+        let mut out = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
+        RecordBatchEncoder::encode(&mut out, &records, &options).unwrap_or_else(|e| panic!("{e}"));
+        out.freeze()
+    }
+
+    #[test]
+    fn whole_batches_are_counted_and_a_cut_one_is_left_for_the_next_fetch() {
+        let mut data = BytesMut::new();
+        data.extend_from_slice(&batch(0, &[b"ab", b"cde"], Compression::None));
+        data.extend_from_slice(&batch(2, &[b"fghi"], Compression::Lz4));
+        let third = batch(3, &[b"j"], Compression::None);
+        data.extend_from_slice(&third[..third.len() - 1]);
+        let read = decode_batches(data.freeze(), 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            read,
+            Read {
+                records: 3,
+                value_bytes: 9,
+                next_offset: 3
+            }
+        );
+    }
+
+    #[test]
+    fn records_before_the_fetched_offset_are_not_counted() {
+        let data = batch(10, &[b"a", b"b", b"c"], Compression::Gzip);
+        let read = decode_batches(data, 11).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (read.records, read.value_bytes, read.next_offset),
+            (2, 2, 13)
+        );
+    }
+
+    #[test]
+    fn a_damaged_batch_is_an_error_not_a_count() {
+        let mut data = BytesMut::from(&batch(0, &[b"hello"], Compression::None)[..]);
+        let last = data.len() - 1;
+        data[last] ^= 0xff;
+        let err = decode_batches(data.freeze(), 0).map(|_| ()).unwrap_err();
+        assert!(
+            format!("{err}").contains("Cyclic redundancy check"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_fetch_with_only_part_of_a_batch_is_an_error() {
+        let data = batch(0, &[b"hello"], Compression::None);
+        let err = decode_batches(data.slice(..data.len() - 1), 0)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(format!("{err}").contains("no whole batch"), "{err}");
+    }
+
+    #[test]
+    fn fetch_keys_take_librdkafka_names_and_others_are_refused() {
+        let s = FetchSettings::from_client_configs(&["max.partition.fetch.bytes=16777216".into()])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.partition_max_bytes, 16 << 20);
+        assert_eq!(s.max_wait_ms, 500);
+        let err = FetchSettings::from_client_configs(&["linger.ms=5".into()]).unwrap_err();
+        assert!(format!("{err}").contains("linger.ms"), "{err}");
+        let err = FetchSettings::from_client_configs(&["fetch.min.bytes=-1".into()]).unwrap_err();
+        assert!(format!("{err}").contains("non-negative"), "{err}");
+    }
+}
