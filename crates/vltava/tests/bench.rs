@@ -137,6 +137,60 @@ fn bench_consume_over_the_wire_client_reads_every_record_and_its_bytes() {
 }
 
 #[test]
+fn bench_produce_over_the_wire_client_lands_every_record_for_librdkafka_to_read() {
+    let server = Server::start(None, &[]);
+    for (topic, acks, compression) in [("wire-all", "all", "zstd"), ("wire-none", "0", "none")] {
+        let produced = stdout(&ok(server.cli(&[
+            "bench",
+            "produce",
+            "--client",
+            "wire",
+            "--topic",
+            topic,
+            "--records",
+            "5000",
+            "--record-size",
+            "64",
+            "--partitions",
+            "3",
+            "--acks",
+            acks,
+            "--compression",
+            compression,
+            // Small batches, several in flight at once.
+            "-X",
+            "batch.num.messages=100",
+        ])));
+        assert_eq!(count(&produced, "produced"), 5000, "{produced}");
+        assert!(produced.contains("(320000 bytes)"), "{produced}");
+        // A real client finds them all, in every partition. acks=0 had no answer to wait for,
+        // so its last requests may still be on their way: wait for the count, not the end.
+        let mut read = vec!["bench", "consume", "--topic", topic];
+        if acks == "0" {
+            read.extend(["--records", "5000"]);
+        }
+        let consumed = stdout(&ok(server.cli(&read)));
+        assert_eq!(count(&consumed, "consumed"), 5000, "{topic}: {consumed}");
+        assert!(consumed.contains("(320000 bytes)"), "{consumed}");
+    }
+    let describe = stdout(&ok(server.cli(&["topic", "describe", "wire-all"])));
+    assert!(describe.contains("wire-all: 3 partitions"), "{describe}");
+
+    let idempotent = server.cli(&[
+        "bench",
+        "produce",
+        "--client",
+        "wire",
+        "--topic",
+        "wire-all",
+        "--idempotence",
+    ]);
+    assert!(!idempotent.status.success());
+    let err = String::from_utf8_lossy(&idempotent.stderr);
+    assert!(err.contains("idempotent"), "{err}");
+}
+
+#[test]
 fn bench_e2e_reads_back_every_stamped_record() {
     let server = Server::start(None, &[]);
     let out = stdout(&ok(server.cli(&[

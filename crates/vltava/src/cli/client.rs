@@ -190,46 +190,84 @@ impl RawClient {
 
     fn send_at<R: Request>(&mut self, request: R, version: i16) -> anyhow::Result<R::Response> {
         self.correlation_id += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("vltava-cli")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, R::header_version(version))
-            .map_err(|e| anyhow!("encoding request header: {e}"))?;
-        request
-            .encode(&mut body, version)
-            .map_err(|e| anyhow!("encoding request: {e}"))?;
-        let mut frame = BytesMut::with_capacity(4 + body.len());
-        frame.put_u32(u32::try_from(body.len()).context("request too large")?);
-        frame.put_slice(&body);
+        let frame = request_frame(&request, version, self.correlation_id)?;
         let address = self.address.clone();
-        let io_err = move |e: std::io::Error| anyhow!("broker at {address}: {e}");
-        self.stream.write_all(&frame).map_err(&io_err)?;
-
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).map_err(&io_err)?;
-        let size = u32::from_be_bytes(size) as usize;
-        if size > MAX_RESPONSE {
-            bail!("broker at {} sent a {size}-byte response", self.address);
-        }
-        let mut response = vec![0u8; size];
-        self.stream.read_exact(&mut response).map_err(&io_err)?;
-        let mut response = bytes::Bytes::from(response);
-        let header_version =
-            <R::Response as kafka_protocol::protocol::HeaderVersion>::header_version(version);
-        let _ = kafka_protocol::messages::ResponseHeader::decode(&mut response, header_version)
-            .map_err(|e| anyhow!("decoding response header: {e}"))?;
-        let decoded = R::Response::decode(&mut response, version)
-            .map_err(|e| anyhow!("decoding {:?} response: {e}", ApiKey::try_from(R::KEY)))?;
-        if response.has_remaining() {
-            // Harmless, but a sign of a version mismatch worth seeing in a bug report.
-            tracing::debug!("{} trailing bytes after response", response.remaining());
-        }
-        Ok(decoded)
+        self.stream
+            .write_all(&frame)
+            .map_err(|e| anyhow!("broker at {address}: {e}"))?;
+        read_response::<R>(&mut self.stream, version, &self.address)
     }
+
+    /// The connection itself, for a caller that pipelines requests on it.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+}
+
+/// `request` as one size-prefixed frame, ready to write.
+pub fn request_frame<R: Request>(
+    request: &R,
+    version: i16,
+    correlation_id: i32,
+) -> anyhow::Result<BytesMut> {
+    let mut frame = BytesMut::new();
+    encode_request(&mut frame, request, version, correlation_id)?;
+    Ok(frame)
+}
+
+/// Appends `request` to `frame` as one size-prefixed frame (a caller sending many reuses one
+/// buffer instead of faulting in a new one per request).
+pub fn encode_request<R: Request>(
+    frame: &mut BytesMut,
+    request: &R,
+    version: i16,
+    correlation_id: i32,
+) -> anyhow::Result<()> {
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("vltava-cli")));
+    let start = frame.len();
+    frame.put_u32(0);
+    header
+        .encode(frame, R::header_version(version))
+        .map_err(|e| anyhow!("encoding request header: {e}"))?;
+    request
+        .encode(frame, version)
+        .map_err(|e| anyhow!("encoding request: {e}"))?;
+    let size = u32::try_from(frame.len() - start - 4).context("request too large")?;
+    frame[start..start + 4].copy_from_slice(&size.to_be_bytes());
+    Ok(())
+}
+
+/// Reads one response frame to a request `R` sent at `version`, from the broker at `address`.
+pub fn read_response<R: Request>(
+    stream: &mut impl Read,
+    version: i16,
+    address: &str,
+) -> anyhow::Result<R::Response> {
+    let io_err = |e: std::io::Error| anyhow!("broker at {address}: {e}");
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).map_err(io_err)?;
+    let size = u32::from_be_bytes(size) as usize;
+    if size > MAX_RESPONSE {
+        bail!("broker at {address} sent a {size}-byte response");
+    }
+    let mut response = vec![0u8; size];
+    stream.read_exact(&mut response).map_err(io_err)?;
+    let mut response = bytes::Bytes::from(response);
+    let header_version =
+        <R::Response as kafka_protocol::protocol::HeaderVersion>::header_version(version);
+    let _ = kafka_protocol::messages::ResponseHeader::decode(&mut response, header_version)
+        .map_err(|e| anyhow!("decoding response header: {e}"))?;
+    let decoded = R::Response::decode(&mut response, version)
+        .map_err(|e| anyhow!("decoding {:?} response: {e}", ApiKey::try_from(R::KEY)))?;
+    if response.has_remaining() {
+        // Harmless, but a sign of a version mismatch worth seeing in a bug report.
+        tracing::debug!("{} trailing bytes after response", response.remaining());
+    }
+    Ok(decoded)
 }
 
 /// Splits `key=value`, naming the argument on error.

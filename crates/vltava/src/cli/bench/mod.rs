@@ -34,6 +34,7 @@ use super::client::{key_value, ClientArgs};
 use super::topic;
 
 mod wire_consumer;
+mod wire_producer;
 
 /// Largest latency the histograms hold, in microseconds (larger ones saturate): 10 minutes.
 const MAX_LATENCY_US: u64 = 600_000_000;
@@ -127,6 +128,10 @@ struct ProduceBench {
     common: Common,
     #[command(flatten)]
     producer: ProducerOptions,
+    /// Which producer sends: librdkafka, or batches built and sent directly (up to
+    /// max.in.flight.requests.per.connection, default 5, pipelined; no retries, no idempotence).
+    #[arg(long, value_enum, default_value_t = BenchClient::Rdkafka)]
+    client: BenchClient,
 }
 
 #[derive(Args, Debug)]
@@ -138,13 +143,17 @@ struct ConsumeBench {
     consumers: usize,
     /// Which consumer reads: librdkafka, or Fetch requests sent directly (every batch's CRC
     /// checked, every record decoded, no per-message hand-off to an application).
-    #[arg(long, value_enum, default_value_t = ConsumerClient::Rdkafka)]
-    client: ConsumerClient,
+    #[arg(long, value_enum, default_value_t = BenchClient::Rdkafka)]
+    client: BenchClient,
 }
 
+/// The client a bench drives the broker with.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq)]
-enum ConsumerClient {
+enum BenchClient {
+    /// librdkafka, through rdkafka: what most applications run.
     Rdkafka,
+    /// Kafka requests built here with kafka-protocol: no per-message client cost, so the
+    /// broker sets the pace.
     Wire,
 }
 
@@ -176,6 +185,17 @@ impl Compression {
             Compression::Snappy => "snappy",
             Compression::Lz4 => "lz4",
             Compression::Zstd => "zstd",
+        }
+    }
+
+    fn wire(self) -> kafka_protocol::records::Compression {
+        use kafka_protocol::records::Compression as Wire;
+        match self {
+            Compression::None => Wire::None,
+            Compression::Gzip => Wire::Gzip,
+            Compression::Snappy => Wire::Snappy,
+            Compression::Lz4 => Wire::Lz4,
+            Compression::Zstd => Wire::Zstd,
         }
     }
 }
@@ -629,6 +649,84 @@ fn spawn_consumers(
     Ok(handles)
 }
 
+/// Each partition of the topic with its leader's host:port, in partition order.
+fn partition_leaders(common: &Common) -> anyhow::Result<Vec<(i32, String)>> {
+    let metadata = topic::metadata(&common.client)?;
+    let Some(found) = metadata.topics().iter().find(|t| t.name() == common.topic) else {
+        bail!("unknown topic {:?}", common.topic);
+    };
+    let mut leaders = Vec::new();
+    for p in found.partitions() {
+        let Some(broker) = metadata.brokers().iter().find(|b| b.id() == p.leader()) else {
+            bail!("partition {} of {:?} has no leader", p.id(), common.topic);
+        };
+        leaders.push((p.id(), format!("{}:{}", broker.host(), broker.port())));
+    }
+    leaders.sort_unstable();
+    Ok(leaders)
+}
+
+/// Partitions grouped by leader address.
+fn by_leader<'a>(
+    leaders: impl Iterator<Item = &'a (i32, String)>,
+) -> std::collections::BTreeMap<String, Vec<i32>> {
+    let mut grouped: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+    for (partition, address) in leaders {
+        grouped.entry(address.clone()).or_default().push(*partition);
+    }
+    grouped
+}
+
+/// `--client wire`: `--producers` threads, each sending batches to every partition in turn.
+fn spawn_wire_producers(
+    common: &Common,
+    opts: &ProducerOptions,
+    records: Option<u64>,
+    deadline: Option<Instant>,
+    shared: &Arc<Shared>,
+) -> anyhow::Result<Vec<JoinHandle<Histogram<u64>>>> {
+    if opts.producers == 0 {
+        bail!("--producers must be at least 1");
+    }
+    if opts.idempotence {
+        bail!("--client wire has no idempotent producer; use the default --client rdkafka");
+    }
+    let settings = wire_producer::ProduceSettings::from_client_configs(&common.client_configs)?;
+    let leaders = partition_leaders(common)?;
+    let acks = match opts.acks.as_str() {
+        "0" => 0,
+        "1" => 1,
+        _ => -1,
+    };
+    let rate = opts
+        .throughput
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .map(|r| r / opts.producers as f64);
+    let mut handles = Vec::new();
+    for i in 0..opts.producers {
+        let plan = wire_producer::WirePlan {
+            topic: common.topic.clone(),
+            by_leader: by_leader(leaders.iter()),
+            acks,
+            compression: opts.compression.wire(),
+            record_size: opts.record_size,
+            records: share(records, i, opts.producers),
+            deadline,
+            rate,
+            settings: settings.clone(),
+            timeout: common.client.timeout(),
+        };
+        let shared = Arc::clone(shared);
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("bench-wire-producer-{i}"))
+                .spawn(move || wire_producer::run(plan, shared))
+                .context("starting a producer thread")?,
+        );
+    }
+    Ok(handles)
+}
+
 /// `--client wire`: the topic's partitions shared out among `consumers` threads, each with a
 /// connection to every leader it reads from.
 fn spawn_wire_consumers(
@@ -641,28 +739,11 @@ fn spawn_wire_consumers(
         bail!("--consumers must be at least 1");
     }
     let settings = wire_consumer::FetchSettings::from_client_configs(&common.client_configs)?;
-    let metadata = topic::metadata(&common.client)?;
-    let Some(found) = metadata.topics().iter().find(|t| t.name() == common.topic) else {
-        bail!("unknown topic {:?}", common.topic);
-    };
-    let mut leaders: Vec<(i32, String)> = Vec::new();
-    for p in found.partitions() {
-        let Some(broker) = metadata.brokers().iter().find(|b| b.id() == p.leader()) else {
-            bail!("partition {} of {:?} has no leader", p.id(), common.topic);
-        };
-        leaders.push((p.id(), format!("{}:{}", broker.host(), broker.port())));
-    }
-    leaders.sort_unstable();
+    let leaders = partition_leaders(common)?;
     let workers = consumers.min(leaders.len()).max(1);
     let mut handles = Vec::new();
     for i in 0..workers {
-        let mut by_leader: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
-        for (partition, address) in leaders.iter().skip(i).step_by(workers) {
-            by_leader
-                .entry(address.clone())
-                .or_default()
-                .push(*partition);
-        }
+        let by_leader = by_leader(leaders.iter().skip(i).step_by(workers));
         let plan = wire_consumer::WirePlan {
             topic: common.topic.clone(),
             by_leader,
@@ -973,14 +1054,19 @@ fn produce(b: ProduceBench) -> anyhow::Result<()> {
     let shared = Arc::new(Shared::default());
     let mut progress = Progress::new(records);
     let started = Instant::now();
-    let handles = spawn_producers(
-        common,
-        &b.producer,
-        records,
-        deadline(common),
-        false,
-        &shared,
-    )?;
+    let handles = match b.client {
+        BenchClient::Rdkafka => spawn_producers(
+            common,
+            &b.producer,
+            records,
+            deadline(common),
+            false,
+            &shared,
+        )?,
+        BenchClient::Wire => {
+            spawn_wire_producers(common, &b.producer, records, deadline(common), &shared)?
+        }
+    };
     let latency = watch(handles, &mut progress, started, || {
         (
             shared.acked.load(Ordering::Relaxed),
@@ -1016,7 +1102,7 @@ fn consume(b: ConsumeBench) -> anyhow::Result<()> {
     let until_caught_up = common.records.is_none();
     let (records, end) = (common.records, deadline(common));
     let handles = match b.client {
-        ConsumerClient::Rdkafka => spawn_consumers(
+        BenchClient::Rdkafka => spawn_consumers(
             common,
             b.consumers,
             &partitions,
@@ -1024,7 +1110,7 @@ fn consume(b: ConsumeBench) -> anyhow::Result<()> {
             || (until_caught_up, records, end, false),
             &shared,
         )?,
-        ConsumerClient::Wire => spawn_wire_consumers(common, b.consumers, end, &shared)?,
+        BenchClient::Wire => spawn_wire_consumers(common, b.consumers, end, &shared)?,
     };
     watch(handles, &mut progress, started, || {
         (
