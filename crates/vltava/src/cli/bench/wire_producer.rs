@@ -33,6 +33,12 @@ use super::{histogram, micros, Shared};
 /// Produce versions this producer speaks: v3 (the first with v2 batches) to v12, the last that
 /// names topics instead of their ids.
 const PRODUCE_VERSIONS: (i16, i16) = (3, 12);
+/// A v2 batch header, and the most a keyless record without headers adds to its value (length,
+/// attributes, timestamp and offset deltas, key and value lengths, header count as varints):
+/// `batch.size` bounds the whole batch, as librdkafka's does, so that the default stays under a
+/// broker's default `message.max.bytes` (1 MiB).
+const BATCH_HEADER_BYTES: usize = 61;
+const RECORD_OVERHEAD_BYTES: usize = 16;
 
 /// Batching and pipelining, librdkafka's names; defaults are librdkafka's batch limits and the
 /// Java client's five requests in flight.
@@ -81,7 +87,9 @@ impl ProduceSettings {
     /// Records per batch: as many as the limits allow, or at a target rate what arrives in one
     /// linger (so a paced run sends small batches often, as a lingering client does).
     fn records_per_batch(&self, record_size: usize, rate: Option<f64>) -> usize {
-        let by_bytes = (self.batch_bytes / record_size.max(1)).max(1);
+        let by_bytes = (self.batch_bytes.saturating_sub(BATCH_HEADER_BYTES)
+            / (record_size + RECORD_OVERHEAD_BYTES))
+            .max(1);
         let most = self.batch_records.min(by_bytes);
         match rate {
             Some(r) => ((r * self.linger.as_secs_f64()) as usize).clamp(1, most),
@@ -313,7 +321,7 @@ fn encode_batch(
             delete_horizon: false,
         })
         .collect();
-    out.reserve(count * (value.len() + 16) + 64);
+    out.reserve(count * (value.len() + RECORD_OVERHEAD_BYTES) + BATCH_HEADER_BYTES);
     RecordBatchEncoder::encode(out, &records, options).map_err(|e| anyhow!("encoding a batch: {e}"))
 }
 
@@ -405,7 +413,8 @@ mod tests {
     #[test]
     fn batches_fill_to_the_byte_limit_or_one_linger_of_the_rate() {
         let s = ProduceSettings::from_client_configs(&[]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.records_per_batch(1024, None), 976);
+        assert_eq!(s.records_per_batch(1024, None), 961);
+        assert_eq!(s.records_per_batch(100, None), 8620);
         assert_eq!(s.records_per_batch(10, None), 10_000);
         assert_eq!(s.records_per_batch(2_000_000, None), 1);
         assert_eq!(s.records_per_batch(1024, Some(50_000.0)), 250);
