@@ -169,9 +169,12 @@ impl LogDir {
     /// Deletes a partition's log and its directory (renamed to `<dir>.<n>-delete` first, as
     /// Kafka does, so a crash midway is finished at the next start).
     pub fn delete_log(&self, tp: &TopicPartition) -> Result<()> {
-        self.lock().remove(tp);
+        let removed = self.lock().remove(tp);
         let dir = self.root.join(tp.dir_name());
         if !dir.exists() {
+            if let Some(log) = removed {
+                log.forget_files();
+            }
             return Ok(());
         }
         let unique = std::time::SystemTime::now()
@@ -183,6 +186,10 @@ impl LogDir {
         std::fs::rename(&dir, &doomed).map_err(|e| LogError::io("rename for deletion", &dir, e))?;
         fs::sync_dir(&self.root)?;
         std::fs::remove_dir_all(&doomed).map_err(|e| LogError::io("remove", &doomed, e))?;
+        // After the rename, so a read that opened a file again in between is let go too.
+        if let Some(log) = removed {
+            log.forget_files();
+        }
         Ok(())
     }
 

@@ -799,6 +799,16 @@ impl Log {
         Ok(())
     }
 
+    /// Closes the cached handles of every segment, before the log's directory is deleted: an
+    /// open handle keeps a deleted file's blocks, so without this a deleted topic's disk space
+    /// came back only as the file cache evicted its handles (or at a restart).
+    pub fn forget_files(&self) {
+        let state = self.lock();
+        for segment in state.segments.values() {
+            segment.forget_file(&self.cache);
+        }
+    }
+
     /// Flush, seal and persist everything for a clean shutdown.
     pub fn close(&self) -> Result<()> {
         self.flush(self.log_end_offset())?;

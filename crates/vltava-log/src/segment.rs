@@ -597,10 +597,15 @@ impl Segment {
             .map_err(|e| LogError::io("fsync", &self.log_path, e))
     }
 
+    /// Closes the segment's cached file handle; the next read opens it again.
+    pub fn forget_file(&self, cache: &FileCache) {
+        cache.forget(self.log_key);
+    }
+
     /// Deletes the segment's files through a `.deleted` rename (as Kafka does), so a crash
     /// halfway never leaves a segment that looks live but is partly gone.
     pub fn delete(self, cache: &FileCache) -> Result<()> {
-        cache.forget(self.log_key);
+        self.forget_file(cache);
         for path in [
             self.log_path.clone(),
             self.index_path(),

@@ -560,9 +560,21 @@ fn deleting_a_partition_removes_its_directory() {
     let root = tempfile::tempdir().expect("tempdir");
     let (dir, log) = open(root.path(), LogConfig::default());
     log.append(&batch(1, "a", 1), 0, 0).expect("append");
+    assert!(open_files_under(root.path()) > 0, "the segment is open");
     dir.delete_log(&tp()).expect("delete");
     assert!(!root.path().join("orders-0").exists());
     assert!(dir.get(&tp()).is_none());
+    // An open handle would keep the deleted files' blocks: the disk space must come back now.
+    assert_eq!(open_files_under(root.path()), 0);
+}
+
+/// This process's open file descriptors on files under `path` (deleted ones included).
+fn open_files_under(path: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .flatten()
+        .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target.starts_with(path)))
+        .count()
 }
 
 #[test]
