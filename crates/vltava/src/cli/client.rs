@@ -15,8 +15,9 @@ use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::ClientConfig;
 
-/// Largest response we accept on the raw path (admin responses are small).
-const MAX_RESPONSE: usize = 64 << 20;
+/// Largest response we accept on the raw path (admin responses are small; a bench fetch asks
+/// for at most `MAX_FETCH_BYTES`).
+pub const MAX_RESPONSE: usize = 64 << 20;
 
 #[derive(Args, Debug, Clone)]
 pub struct ClientArgs {

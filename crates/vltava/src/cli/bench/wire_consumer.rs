@@ -21,7 +21,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
-use super::super::client::{key_value, RawClient};
+use super::super::client::{key_value, RawClient, MAX_RESPONSE};
 use super::Shared;
 
 /// Fetch versions this loop speaks: v4 (the oldest Kafka 4 serves) to v12, the last that names
@@ -38,6 +38,8 @@ const LAST_OFFSET_DELTA_AT: usize = 23;
 const ATTRIBUTES_AT: usize = 21;
 /// The attributes bit of a control batch (transaction markers: no application records).
 const CONTROL_BIT: i16 = 1 << 5;
+/// The most a fetch may ask for: its answer (plus headers) must fit what the client reads.
+const MAX_FETCH_BYTES: i32 = (MAX_RESPONSE - (1 << 20)) as i32;
 
 /// Fetch settings, librdkafka's names and defaults so `-X` means the same on both clients.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +78,14 @@ impl FetchSettings {
                 .ok()
                 .filter(|v: &i32| *v >= 0)
                 .ok_or_else(|| anyhow!("-X {key}={value}: expected a non-negative integer"))?;
+        }
+        for (key, value) in [
+            ("fetch.max.bytes", settings.max_bytes),
+            ("max.partition.fetch.bytes", settings.partition_max_bytes),
+        ] {
+            if value > MAX_FETCH_BYTES {
+                bail!("-X {key}={value}: --client wire fetches at most {MAX_FETCH_BYTES} bytes");
+            }
         }
         Ok(settings)
     }
@@ -419,5 +429,8 @@ mod tests {
         assert!(format!("{err}").contains("linger.ms"), "{err}");
         let err = FetchSettings::from_client_configs(&["fetch.min.bytes=-1".into()]).unwrap_err();
         assert!(format!("{err}").contains("non-negative"), "{err}");
+        let err =
+            FetchSettings::from_client_configs(&["fetch.max.bytes=100000000".into()]).unwrap_err();
+        assert!(format!("{err}").contains("at most"), "{err}");
     }
 }
