@@ -190,12 +190,22 @@ impl RawClient {
     }
 
     fn send_at<R: Request>(&mut self, request: R, version: i16) -> anyhow::Result<R::Response> {
+        self.write_request(&request, version)?;
+        self.read::<R>(version)
+    }
+
+    /// Writes `request` at `version` without waiting for its answer ([`RawClient::read`]).
+    pub fn write_request<R: Request>(&mut self, request: &R, version: i16) -> anyhow::Result<()> {
         self.correlation_id += 1;
-        let frame = request_frame(&request, version, self.correlation_id)?;
-        let address = self.address.clone();
+        let frame = request_frame(request, version, self.correlation_id)?;
+        let address = &self.address;
         self.stream
             .write_all(&frame)
-            .map_err(|e| anyhow!("broker at {address}: {e}"))?;
+            .map_err(|e| anyhow!("broker at {address}: {e}"))
+    }
+
+    /// Reads the answer to the oldest request written and not yet read.
+    pub fn read<R: Request>(&mut self, version: i16) -> anyhow::Result<R::Response> {
         read_response::<R>(&mut self.stream, version, &self.address)
     }
 

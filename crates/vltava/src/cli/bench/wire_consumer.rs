@@ -126,8 +126,16 @@ fn read(plan: &WirePlan, shared: &Shared) -> anyhow::Result<()> {
     let mut leaders = Vec::new();
     for (address, partitions) in &plan.by_leader {
         let mut client = RawClient::connect(address, plan.timeout)?;
+        let version = client.version_for::<FetchRequest>(FETCH_VERSIONS)?;
         let positions = earliest(&mut client, &plan.topic, partitions)?;
-        leaders.push((client, positions));
+        let mut leader = Leader {
+            client,
+            version,
+            positions,
+            waiting: false,
+        };
+        leader.send_fetch(plan)?;
+        leaders.push(leader);
     }
     let mut read_until = Duration::ZERO;
     let mut last_record = Instant::now();
@@ -141,19 +149,27 @@ fn read(plan: &WirePlan, shared: &Shared) -> anyhow::Result<()> {
         {
             break;
         }
-        if plan.until_caught_up && leaders.iter().all(|(_, ps)| ps.iter().all(|p| p.caught_up)) {
+        if leaders.iter().all(|l| !l.waiting) {
             break;
         }
         let mut got_any = false;
-        for (client, positions) in &mut leaders {
-            let (records, bytes) = fetch_once(client, plan, positions)?;
-            if records > 0 {
-                got_any = true;
-                last_record = Instant::now();
-                let first = *shared.first_record.get_or_init(|| last_record);
-                read_until = last_record.saturating_duration_since(first);
-                shared.consumed.fetch_add(records, Relaxed);
-                shared.consumed_bytes.fetch_add(bytes, Relaxed);
+        for leader in leaders.iter_mut().filter(|l| l.waiting) {
+            let answers = leader.receive(plan)?;
+            // The next fetch goes out before this one is decoded, so the broker sends while
+            // this thread checks: a consumer knows its next offset from the batch headers.
+            leader.send_fetch(plan)?;
+            for (partition, from, batches) in answers {
+                let (records, bytes) = decode_batches(&batches, from).with_context(|| {
+                    format!("records of {}-{partition} from offset {from}", plan.topic)
+                })?;
+                if records > 0 {
+                    got_any = true;
+                    last_record = Instant::now();
+                    let first = *shared.first_record.get_or_init(|| last_record);
+                    read_until = last_record.saturating_duration_since(first);
+                    shared.consumed.fetch_add(records, Relaxed);
+                    shared.consumed_bytes.fetch_add(bytes, Relaxed);
+                }
             }
         }
         if !got_any && last_record.elapsed() > plan.timeout {
@@ -164,6 +180,90 @@ fn read(plan: &WirePlan, shared: &Shared) -> anyhow::Result<()> {
         .last_record_nanos
         .fetch_max(read_until.as_nanos() as u64, Relaxed);
     Ok(())
+}
+
+/// One leader's connection and the read positions of the partitions it leads.
+struct Leader {
+    client: RawClient,
+    version: i16,
+    positions: Vec<Position>,
+    /// A fetch was sent and its answer not yet read.
+    waiting: bool,
+}
+
+impl Leader {
+    /// Sends one Fetch for the partitions still to read (none: nothing is sent).
+    fn send_fetch(&mut self, plan: &WirePlan) -> anyhow::Result<()> {
+        let wanted: Vec<FetchPartition> = self
+            .positions
+            .iter()
+            .filter(|p| !(plan.until_caught_up && p.caught_up))
+            .map(|p| {
+                FetchPartition::default()
+                    .with_partition(p.partition)
+                    .with_fetch_offset(p.offset)
+                    .with_partition_max_bytes(plan.settings.partition_max_bytes)
+            })
+            .collect();
+        if wanted.is_empty() {
+            self.waiting = false;
+            return Ok(());
+        }
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(plan.settings.max_wait_ms)
+            .with_min_bytes(plan.settings.min_bytes)
+            .with_max_bytes(plan.settings.max_bytes)
+            .with_session_epoch(-1)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(topic_name(&plan.topic))
+                .with_partitions(wanted)]);
+        self.client.write_request(&request, self.version)?;
+        self.waiting = true;
+        Ok(())
+    }
+
+    /// Reads the answer to the fetch sent and moves each partition past its whole batches;
+    /// returns them, with the offset each partition was read from, still to be decoded.
+    fn receive(&mut self, plan: &WirePlan) -> anyhow::Result<Vec<(i32, i64, Vec<Bytes>)>> {
+        let response: FetchResponse = self.client.read::<FetchRequest>(self.version)?;
+        self.waiting = false;
+        let address = &self.client.address;
+        if let Some(e) = ResponseError::try_from_code(response.error_code) {
+            bail!("{address}: Fetch: {e}");
+        }
+        let mut out = Vec::new();
+        for answer in response.responses.into_iter().flat_map(|t| t.partitions) {
+            let Some(position) = self
+                .positions
+                .iter_mut()
+                .find(|p| p.partition == answer.partition_index)
+            else {
+                bail!(
+                    "{address}: Fetch answered partition {} it was not asked for",
+                    answer.partition_index
+                );
+            };
+            let from = position.offset;
+            if let Some(e) = ResponseError::try_from_code(answer.error_code) {
+                bail!(
+                    "{address}: Fetch of {}-{} at offset {from}: {e}",
+                    plan.topic,
+                    position.partition
+                );
+            }
+            let batches = whole_batches(answer.records.unwrap_or_default()).with_context(|| {
+                format!(
+                    "records of {}-{} from offset {from}",
+                    plan.topic, position.partition
+                )
+            })?;
+            position.offset = next_offset(&batches, from);
+            position.caught_up = position.offset >= answer.high_watermark;
+            out.push((position.partition, from, batches));
+        }
+        Ok(out)
+    }
 }
 
 /// The log start offset of each partition.
@@ -217,91 +317,12 @@ fn topic_name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
 }
 
-/// One Fetch for the partitions not yet caught up; returns the records and value bytes read.
-fn fetch_once(
-    client: &mut RawClient,
-    plan: &WirePlan,
-    positions: &mut [Position],
-) -> anyhow::Result<(u64, u64)> {
-    let wanted: Vec<FetchPartition> = positions
-        .iter()
-        .filter(|p| !(plan.until_caught_up && p.caught_up))
-        .map(|p| {
-            FetchPartition::default()
-                .with_partition(p.partition)
-                .with_fetch_offset(p.offset)
-                .with_partition_max_bytes(plan.settings.partition_max_bytes)
-        })
-        .collect();
-    if wanted.is_empty() {
-        return Ok((0, 0));
-    }
-    let request = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(plan.settings.max_wait_ms)
-        .with_min_bytes(plan.settings.min_bytes)
-        .with_max_bytes(plan.settings.max_bytes)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(topic_name(&plan.topic))
-            .with_partitions(wanted)]);
-    let response: FetchResponse = client.send(request, FETCH_VERSIONS)?;
-    if let Some(e) = ResponseError::try_from_code(response.error_code) {
-        bail!("{}: Fetch: {e}", client.address);
-    }
-    let (mut records, mut bytes) = (0, 0);
-    for answer in response.responses.into_iter().flat_map(|t| t.partitions) {
-        let Some(position) = positions
-            .iter_mut()
-            .find(|p| p.partition == answer.partition_index)
-        else {
-            bail!(
-                "{}: Fetch answered partition {} it was not asked for",
-                client.address,
-                answer.partition_index
-            );
-        };
-        if let Some(e) = ResponseError::try_from_code(answer.error_code) {
-            bail!(
-                "{}: Fetch of {}-{} at offset {}: {e}",
-                client.address,
-                plan.topic,
-                position.partition,
-                position.offset
-            );
-        }
-        let read = decode_batches(answer.records.unwrap_or_default(), position.offset)
-            .with_context(|| {
-                format!(
-                    "records of {}-{} from offset {}",
-                    plan.topic, position.partition, position.offset
-                )
-            })?;
-        position.offset = read.next_offset;
-        position.caught_up = position.offset >= answer.high_watermark;
-        records += read.records;
-        bytes += read.value_bytes;
-    }
-    Ok((records, bytes))
-}
-
-/// What one partition's records held.
-#[derive(Debug, PartialEq)]
-struct Read {
-    records: u64,
-    value_bytes: u64,
-    next_offset: i64,
-}
-
-/// Decodes every whole batch in `data` (a fetch may end in part of one), counting the records
-/// at or after `from` (a batch may start before the offset fetched).
-fn decode_batches(mut data: Bytes, from: i64) -> anyhow::Result<Read> {
-    let mut read = Read {
-        records: 0,
-        value_bytes: 0,
-        next_offset: from,
-    };
+/// The whole batches at the start of `data`: a fetch may end in part of one, which the next
+/// fetch asks for again. Records that hold no whole batch are an error (a broker returns at
+/// least one whole batch, KIP-74), as the read would never move on.
+fn whole_batches(mut data: Bytes) -> anyhow::Result<Vec<Bytes>> {
     let had_data = !data.is_empty();
+    let mut batches = Vec::new();
     while data.len() >= BATCH_PREFIX {
         let length = i32::from_be_bytes([data[8], data[9], data[10], data[11]]);
         let Ok(length) = usize::try_from(length) else {
@@ -311,26 +332,42 @@ fn decode_batches(mut data: Bytes, from: i64) -> anyhow::Result<Read> {
         if data.len() < whole {
             break;
         }
-        let mut batch = data.split_to(whole);
         if whole < LAST_OFFSET_DELTA_AT + 4 {
             bail!("a {whole}-byte batch, shorter than a batch header");
         }
-        let base = (&batch[..8]).get_i64();
-        let last_delta = (&batch[LAST_OFFSET_DELTA_AT..]).get_i32();
-        let control = (&batch[ATTRIBUTES_AT..]).get_i16() & CONTROL_BIT != 0;
-        let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| anyhow!("{e}"))?;
-        if !control {
-            for record in set.records.iter().filter(|r| r.offset >= from) {
-                read.records += 1;
-                read.value_bytes += record.value.as_ref().map_or(0, |v| v.len() as u64);
-            }
-        }
-        read.next_offset = read.next_offset.max(base + i64::from(last_delta) + 1);
+        batches.push(data.split_to(whole));
     }
-    if had_data && read.next_offset == from {
+    if had_data && batches.is_empty() {
         bail!("no whole batch in {} bytes", data.len());
     }
-    Ok(read)
+    Ok(batches)
+}
+
+/// The offset after the last of `batches` (from their headers), or `from` if there are none.
+fn next_offset(batches: &[Bytes], from: i64) -> i64 {
+    batches.last().map_or(from, |batch| {
+        let base = (&batch[..8]).get_i64();
+        let last_delta = (&batch[LAST_OFFSET_DELTA_AT..]).get_i32();
+        from.max(base + i64::from(last_delta) + 1)
+    })
+}
+
+/// Checks and decodes `batches` (CRC, compression, every record), returning the records at or
+/// after `from` (a batch may start before the offset fetched) and their value bytes; control
+/// batches hold no application records.
+fn decode_batches(batches: &[Bytes], from: i64) -> anyhow::Result<(u64, u64)> {
+    let (mut records, mut value_bytes) = (0, 0);
+    for batch in batches {
+        let control = (&batch[ATTRIBUTES_AT..]).get_i16() & CONTROL_BIT != 0;
+        let set = RecordBatchDecoder::decode(&mut batch.clone()).map_err(|e| anyhow!("{e}"))?;
+        if !control {
+            for record in set.records.iter().filter(|r| r.offset >= from) {
+                records += 1;
+                value_bytes += record.value.as_ref().map_or(0, |v| v.len() as u64);
+            }
+        }
+    }
+    Ok((records, value_bytes))
 }
 
 #[cfg(test)]
@@ -370,6 +407,13 @@ mod tests {
         out.freeze()
     }
 
+    /// Splits, moves past and decodes `data` as a fetch of `from` does.
+    fn read(data: Bytes, from: i64) -> anyhow::Result<(u64, u64, i64)> {
+        let batches = whole_batches(data)?;
+        let (records, bytes) = decode_batches(&batches, from)?;
+        Ok((records, bytes, next_offset(&batches, from)))
+    }
+
     #[test]
     fn whole_batches_are_counted_and_a_cut_one_is_left_for_the_next_fetch() {
         let mut data = BytesMut::new();
@@ -377,24 +421,21 @@ mod tests {
         data.extend_from_slice(&batch(2, &[b"fghi"], Compression::Lz4));
         let third = batch(3, &[b"j"], Compression::None);
         data.extend_from_slice(&third[..third.len() - 1]);
-        let read = decode_batches(data.freeze(), 0).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            read,
-            Read {
-                records: 3,
-                value_bytes: 9,
-                next_offset: 3
-            }
-        );
+        let read = read(data.freeze(), 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read, (3, 9, 3));
     }
 
     #[test]
     fn records_before_the_fetched_offset_are_not_counted() {
         let data = batch(10, &[b"a", b"b", b"c"], Compression::Gzip);
-        let read = decode_batches(data, 11).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read(data, 11).unwrap_or_else(|e| panic!("{e}")), (2, 2, 13));
+    }
+
+    #[test]
+    fn an_empty_fetch_stays_where_it_was() {
         assert_eq!(
-            (read.records, read.value_bytes, read.next_offset),
-            (2, 2, 13)
+            read(Bytes::new(), 7).unwrap_or_else(|e| panic!("{e}")),
+            (0, 0, 7)
         );
     }
 
@@ -403,7 +444,7 @@ mod tests {
         let mut data = BytesMut::from(&batch(0, &[b"hello"], Compression::None)[..]);
         let last = data.len() - 1;
         data[last] ^= 0xff;
-        let err = decode_batches(data.freeze(), 0).map(|_| ()).unwrap_err();
+        let err = read(data.freeze(), 0).map(|_| ()).unwrap_err();
         assert!(
             format!("{err}").contains("Cyclic redundancy check"),
             "{err}"
@@ -413,7 +454,7 @@ mod tests {
     #[test]
     fn a_fetch_with_only_part_of_a_batch_is_an_error() {
         let data = batch(0, &[b"hello"], Compression::None);
-        let err = decode_batches(data.slice(..data.len() - 1), 0)
+        let err = read(data.slice(..data.len() - 1), 0)
             .map(|_| ())
             .unwrap_err();
         assert!(format!("{err}").contains("no whole batch"), "{err}");
