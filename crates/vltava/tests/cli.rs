@@ -282,3 +282,53 @@ fn ctrl_c_stops_consume_cleanly_with_offsets_committed() {
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cells.get(2..5), Some(&["5", "5", "0"][..]), "{group}");
 }
+
+/// Files the broker holds open whose path contains `needle` (deleted ones included).
+fn broker_files_named(server: &Server, needle: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+        .expect("the broker's /proc fd list")
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .map(|target| target.display().to_string())
+        .filter(|target| target.contains(needle))
+        .collect()
+}
+
+#[test]
+fn deleting_a_topic_gives_its_disk_space_back_at_once() {
+    let server = Server::start(None, &[]);
+    ok(server.cli(&[
+        "bench",
+        "produce",
+        "--topic",
+        "doomed",
+        "--partitions",
+        "2",
+        "--records",
+        "20000",
+        "--record-size",
+        "512",
+        "--acks",
+        "1",
+    ]));
+    // Read it back to the end, so the fetch path has the segments open too.
+    ok(server.cli(&["bench", "consume", "--topic", "doomed", "--client", "wire"]));
+    assert!(
+        !broker_files_named(&server, "doomed-").is_empty(),
+        "the broker has the topic's segments open"
+    );
+    ok(server.cli(&["topic", "delete", "doomed"]));
+    // A deleted file that is still open keeps its blocks: none may stay open.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let open = broker_files_named(&server, "doomed-");
+        if open.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still open 10 s after the delete: {open:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
