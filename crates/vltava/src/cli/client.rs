@@ -1,7 +1,8 @@
 //! What every client command shares: `--bootstrap-server`, a reachability check that turns "all
 //! brokers down" into one line naming the address, rdkafka client configs, and a small
 //! request/response path over `kafka-protocol` for the APIs rdkafka does not expose
-//! (ApiVersions, DescribeCluster, IncrementalAlterConfigs, FindCoordinator, OffsetFetch).
+//! (ApiVersions, DescribeCluster, IncrementalAlterConfigs, FindCoordinator, OffsetFetch), and
+//! the `--compression` codecs.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -279,6 +280,41 @@ pub fn read_response<R: Request>(
         tracing::debug!("{} trailing bytes after response", response.remaining());
     }
     Ok(decoded)
+}
+
+/// `--compression`: the codec of the record batches a command produces.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    /// Its name as librdkafka's `compression.type` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The same codec for batches encoded with `kafka-protocol`.
+    pub fn wire(self) -> kafka_protocol::records::Compression {
+        use kafka_protocol::records::Compression as Wire;
+        match self {
+            Compression::None => Wire::None,
+            Compression::Gzip => Wire::Gzip,
+            Compression::Snappy => Wire::Snappy,
+            Compression::Lz4 => Wire::Lz4,
+            Compression::Zstd => Wire::Zstd,
+        }
+    }
 }
 
 /// Splits `key=value`, naming the argument on error.

@@ -8,14 +8,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
-use super::client::{key_value, ClientArgs};
+use super::client::{key_value, ClientArgs, Compression};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  vltava produce orders < events.txt\n  \
@@ -42,27 +42,6 @@ pub struct ProduceArgs {
     partition: Option<i32>,
     #[command(flatten)]
     client: ClientArgs,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum Compression {
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
-}
-
-impl Compression {
-    fn name(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Snappy => "snappy",
-            Compression::Lz4 => "lz4",
-            Compression::Zstd => "zstd",
-        }
-    }
 }
 
 /// Counts acknowledgements and keeps the first failure to report.

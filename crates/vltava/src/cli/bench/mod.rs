@@ -30,7 +30,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
-use super::client::{key_value, ClientArgs};
+use super::client::{key_value, ClientArgs, Compression};
 use super::topic;
 
 mod wire_consumer;
@@ -166,38 +166,6 @@ struct E2eBench {
     /// Consumers in parallel; the partitions are shared out among them.
     #[arg(long, default_value_t = 1)]
     consumers: usize,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum Compression {
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
-}
-
-impl Compression {
-    fn name(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Snappy => "snappy",
-            Compression::Lz4 => "lz4",
-            Compression::Zstd => "zstd",
-        }
-    }
-
-    fn wire(self) -> kafka_protocol::records::Compression {
-        use kafka_protocol::records::Compression as Wire;
-        match self {
-            Compression::None => Wire::None,
-            Compression::Gzip => Wire::Gzip,
-            Compression::Snappy => Wire::Snappy,
-            Compression::Lz4 => Wire::Lz4,
-            Compression::Zstd => Wire::Zstd,
-        }
-    }
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
