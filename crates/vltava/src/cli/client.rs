@@ -198,7 +198,8 @@ impl RawClient {
     /// Writes `request` at `version` without waiting for its answer ([`RawClient::read`]).
     pub fn write_request<R: Request>(&mut self, request: &R, version: i16) -> anyhow::Result<()> {
         self.correlation_id += 1;
-        let frame = request_frame(request, version, self.correlation_id)?;
+        let mut frame = BytesMut::new();
+        encode_request(&mut frame, request, version, self.correlation_id)?;
         let address = &self.address;
         self.stream
             .write_all(&frame)
@@ -214,17 +215,6 @@ impl RawClient {
     pub fn into_stream(self) -> TcpStream {
         self.stream
     }
-}
-
-/// `request` as one size-prefixed frame, ready to write.
-pub fn request_frame<R: Request>(
-    request: &R,
-    version: i16,
-    correlation_id: i32,
-) -> anyhow::Result<BytesMut> {
-    let mut frame = BytesMut::new();
-    encode_request(&mut frame, request, version, correlation_id)?;
-    Ok(frame)
 }
 
 /// Appends `request` to `frame` as one size-prefixed frame (a caller sending many reuses one
