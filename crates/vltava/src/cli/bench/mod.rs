@@ -212,6 +212,52 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+
+    /// How long after the first record of any consumer a record read at `at` came.
+    fn since_first_record(&self, at: Instant) -> Duration {
+        let first = *self.first_record.get_or_init(|| at);
+        at.saturating_duration_since(first)
+    }
+
+    /// A consumer is done; `read_until` is `since_first_record` of its last record.
+    fn reading_ended(&self, read_until: Duration) {
+        self.last_record_nanos
+            .fetch_max(read_until.as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Starts a bench thread named `name`, returning its latencies when joined.
+fn bench_thread(
+    name: String,
+    work: impl FnOnce() -> Histogram<u64> + Send + 'static,
+) -> anyhow::Result<JoinHandle<Histogram<u64>>> {
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(work)
+        .with_context(|| format!("starting thread {name}"))
+}
+
+/// Joins `handles` and merges the latencies they return.
+fn join_merged(
+    handles: impl IntoIterator<Item = JoinHandle<Histogram<u64>>>,
+) -> anyhow::Result<Histogram<u64>> {
+    let mut merged = histogram();
+    for handle in handles {
+        let h = handle
+            .join()
+            .map_err(|_| anyhow!("a benchmark thread panicked"))?;
+        merged
+            .add(&h)
+            .map_err(|e| anyhow!("merging histograms: {e}"))?;
+    }
+    Ok(merged)
+}
+
+/// `--throughput` shared out over `--producers`, if it is a rate at all.
+fn rate_per_producer(opts: &ProducerOptions) -> Option<f64> {
+    opts.throughput
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .map(|r| r / opts.producers as f64)
 }
 
 fn histogram() -> Histogram<u64> {
@@ -424,10 +470,7 @@ fn spawn_producers(
         bail!("--record-size must be at least {STAMP} for e2e (the send-time stamp)");
     }
     let config = producer_config(common, opts)?;
-    let rate = opts
-        .throughput
-        .filter(|r| r.is_finite() && *r > 0.0)
-        .map(|r| r / opts.producers as f64);
+    let rate = rate_per_producer(opts);
     let mut handles = Vec::new();
     for i in 0..opts.producers {
         let plan = ProducerPlan {
@@ -441,12 +484,9 @@ fn spawn_producers(
             flush_timeout: common.client.timeout() * 6,
         };
         let shared = Arc::clone(shared);
-        handles.push(
-            std::thread::Builder::new()
-                .name(format!("bench-producer-{i}"))
-                .spawn(move || run_producer(plan, shared))
-                .context("starting a producer thread")?,
-        );
+        handles.push(bench_thread(format!("bench-producer-{i}"), move || {
+            run_producer(plan, shared)
+        })?);
     }
     Ok(handles)
 }
@@ -607,12 +647,9 @@ fn spawn_consumers(
             idle_timeout: common.client.timeout(),
         };
         let shared = Arc::clone(shared);
-        handles.push(
-            std::thread::Builder::new()
-                .name(format!("bench-consumer-{i}"))
-                .spawn(move || run_consumer(plan, &shared))
-                .context("starting a consumer thread")?,
-        );
+        handles.push(bench_thread(format!("bench-consumer-{i}"), move || {
+            run_consumer(plan, &shared)
+        })?);
     }
     Ok(handles)
 }
@@ -632,6 +669,13 @@ fn partition_leaders(common: &Common) -> anyhow::Result<Vec<(i32, String)>> {
     }
     leaders.sort_unstable();
     Ok(leaders)
+}
+
+/// `topic` as the wire clients' requests name it.
+fn topic_name(topic: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_string(
+        topic.to_string(),
+    ))
 }
 
 /// Partitions grouped by leader address.
@@ -666,15 +710,14 @@ fn spawn_wire_producers(
         "1" => 1,
         _ => -1,
     };
-    let rate = opts
-        .throughput
-        .filter(|r| r.is_finite() && *r > 0.0)
-        .map(|r| r / opts.producers as f64);
+    let rate = rate_per_producer(opts);
+    // Every producer writes to every partition.
+    let all = by_leader(leaders.iter());
     let mut handles = Vec::new();
     for i in 0..opts.producers {
         let plan = wire_producer::WirePlan {
             topic: common.topic.clone(),
-            by_leader: by_leader(leaders.iter()),
+            by_leader: all.clone(),
             acks,
             compression: opts.compression.wire(),
             record_size: opts.record_size,
@@ -685,12 +728,10 @@ fn spawn_wire_producers(
             timeout: common.client.timeout(),
         };
         let shared = Arc::clone(shared);
-        handles.push(
-            std::thread::Builder::new()
-                .name(format!("bench-wire-producer-{i}"))
-                .spawn(move || wire_producer::run(plan, shared))
-                .context("starting a producer thread")?,
-        );
+        handles.push(bench_thread(
+            format!("bench-wire-producer-{i}"),
+            move || wire_producer::run(plan, shared),
+        )?);
     }
     Ok(handles)
 }
@@ -722,15 +763,13 @@ fn spawn_wire_consumers(
             timeout: common.client.timeout(),
         };
         let shared = Arc::clone(shared);
-        handles.push(
-            std::thread::Builder::new()
-                .name(format!("bench-wire-consumer-{i}"))
-                .spawn(move || {
-                    wire_consumer::run(plan, &shared);
-                    histogram()
-                })
-                .context("starting a consumer thread")?,
-        );
+        handles.push(bench_thread(
+            format!("bench-wire-consumer-{i}"),
+            move || {
+                wire_consumer::run(plan, &shared);
+                histogram()
+            },
+        )?);
     }
     Ok(handles)
 }
@@ -763,8 +802,7 @@ fn run_consumer(plan: ConsumerPlan, shared: &Shared) -> Histogram<u64> {
             Some(Ok(message)) => {
                 let received = if plan.stamped { unix_nanos() } else { 0 };
                 last_record = Instant::now();
-                let first = *shared.first_record.get_or_init(|| last_record);
-                read_until = last_record.saturating_duration_since(first);
+                read_until = shared.since_first_record(last_record);
                 let value = message.payload().unwrap_or_default();
                 if !at_end.is_empty() {
                     at_end.remove(&message.partition());
@@ -806,9 +844,7 @@ fn run_consumer(plan: ConsumerPlan, shared: &Shared) -> Histogram<u64> {
             break;
         }
     }
-    shared
-        .last_record_nanos
-        .fetch_max(read_until.as_nanos() as u64, Ordering::Relaxed);
+    shared.reading_ended(read_until);
     latency
 }
 
@@ -897,16 +933,7 @@ fn watch(
         progress.update(count, bytes, started);
         std::thread::sleep(Duration::from_millis(100));
     }
-    let mut merged = histogram();
-    for handle in handles {
-        let h = handle
-            .join()
-            .map_err(|_| anyhow!("a benchmark thread panicked"))?;
-        merged
-            .add(&h)
-            .map_err(|e| anyhow!("merging histograms: {e}"))?;
-    }
-    Ok(merged)
+    join_merged(handles)
 }
 
 struct Summary {

@@ -15,14 +15,11 @@ use bytes::{Buf, Bytes};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{
-    BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest};
 use kafka_protocol::records::RecordBatchDecoder;
 
 use super::super::client::{key_value, RawClient, MAX_RESPONSE};
-use super::Shared;
+use super::{topic_name, Shared};
 
 /// Fetch versions this loop speaks: v4 (the oldest Kafka 4 serves) to v12, the last that names
 /// topics instead of their ids.
@@ -165,8 +162,7 @@ fn read(plan: &WirePlan, shared: &Shared) -> anyhow::Result<()> {
                 if records > 0 {
                     got_any = true;
                     last_record = Instant::now();
-                    let first = *shared.first_record.get_or_init(|| last_record);
-                    read_until = last_record.saturating_duration_since(first);
+                    read_until = shared.since_first_record(last_record);
                     shared.consumed.fetch_add(records, Relaxed);
                     shared.consumed_bytes.fetch_add(bytes, Relaxed);
                 }
@@ -176,9 +172,7 @@ fn read(plan: &WirePlan, shared: &Shared) -> anyhow::Result<()> {
             bail!("no record for {}s", plan.timeout.as_secs_f64());
         }
     }
-    shared
-        .last_record_nanos
-        .fetch_max(read_until.as_nanos() as u64, Relaxed);
+    shared.reading_ended(read_until);
     Ok(())
 }
 
@@ -311,10 +305,6 @@ fn earliest(
         );
     }
     Ok(positions)
-}
-
-fn topic_name(topic: &str) -> TopicName {
-    TopicName(StrBytes::from_string(topic.to_string()))
 }
 
 /// The whole batches at the start of `data`: a fetch may end in part of one, which the next

@@ -21,14 +21,13 @@ use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 use super::super::client::{encode_request, key_value, read_response, RawClient};
-use super::{histogram, micros, Shared};
+use super::{histogram, join_merged, micros, topic_name, Shared};
 
 /// Produce versions this producer speaks: v3 (the first with v2 batches) to v12, the last that
 /// names topics instead of their ids.
@@ -199,18 +198,10 @@ fn produce(plan: &WirePlan, shared: &Arc<Shared>) -> anyhow::Result<Histogram<u6
         }
     };
     // Closing each sender lets its reader finish the answers still on their way.
-    let mut latency = histogram();
     for leader in &mut leaders {
         leader.pending = None;
-        if let Some(reader) = leader.reader.take() {
-            let h = reader
-                .join()
-                .map_err(|_| anyhow!("an answer reader panicked"))?;
-            latency
-                .add(&h)
-                .map_err(|e| anyhow!("merging histograms: {e}"))?;
-        }
     }
+    let latency = join_merged(leaders.iter_mut().filter_map(|l| l.reader.take()))?;
     result.map(|()| latency)
 }
 
@@ -268,7 +259,7 @@ fn send_batch(
         .with_acks(plan.acks)
         .with_timeout_ms(i32::try_from(plan.timeout.as_millis()).unwrap_or(i32::MAX))
         .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(plan.topic.clone())))
+            .with_name(topic_name(&plan.topic))
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(partition)
                 .with_records(Some(batch))])]);
