@@ -170,11 +170,18 @@ impl LogDir {
     /// Kafka does, so a crash midway is finished at the next start).
     pub fn delete_log(&self, tp: &TopicPartition) -> Result<()> {
         let removed = self.lock().remove(tp);
+        let result = self.remove_partition_dir(tp);
+        // After the removal, so a read that opened a file again meanwhile is let go too: an
+        // open handle keeps a deleted file's blocks.
+        if let Some(log) = removed {
+            log.forget_files();
+        }
+        result
+    }
+
+    fn remove_partition_dir(&self, tp: &TopicPartition) -> Result<()> {
         let dir = self.root.join(tp.dir_name());
         if !dir.exists() {
-            if let Some(log) = removed {
-                log.forget_files();
-            }
             return Ok(());
         }
         let unique = std::time::SystemTime::now()
@@ -185,12 +192,7 @@ impl LogDir {
             .join(format!("{}.{unique:x}-delete", tp.dir_name()));
         std::fs::rename(&dir, &doomed).map_err(|e| LogError::io("rename for deletion", &dir, e))?;
         fs::sync_dir(&self.root)?;
-        std::fs::remove_dir_all(&doomed).map_err(|e| LogError::io("remove", &doomed, e))?;
-        // After the rename, so a read that opened a file again in between is let go too.
-        if let Some(log) = removed {
-            log.forget_files();
-        }
-        Ok(())
+        std::fs::remove_dir_all(&doomed).map_err(|e| LogError::io("remove", &doomed, e))
     }
 
     /// Writes the recovery points and log start offsets of every open log.
