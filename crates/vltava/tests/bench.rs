@@ -211,6 +211,58 @@ fn bench_e2e_reads_back_every_stamped_record() {
 }
 
 #[test]
+fn bench_e2e_over_the_wire_clients_reads_back_every_record_with_its_own_stamp() {
+    let server = Server::start(None, &[]);
+    let started = std::time::Instant::now();
+    let out = stdout(&ok(server.cli(&[
+        "bench",
+        "e2e",
+        "--client",
+        "wire",
+        "--topic",
+        "wire-latency",
+        "--partitions",
+        "3",
+        "--consumers",
+        "2",
+        "--records",
+        "3000",
+        "--throughput",
+        "3000",
+        "--record-size",
+        "64",
+        // Producer and consumer keys side by side.
+        "-X",
+        "linger.ms=0",
+        "-X",
+        "fetch.wait.max.ms=100",
+    ])));
+    let run_ms = started.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(count(&out, "produced"), 3000, "{out}");
+    assert_eq!(count(&out, "consumed"), 3000, "{out}");
+    // Every record carries its own due time: none can have waited longer than the whole run
+    // (a missing or shared stamp reads as decades and saturates the histogram at 10 minutes).
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("end-to-end latency ms:"))
+        .unwrap_or_else(|| panic!("no end-to-end line in:\n{out}"));
+    let max: f64 = line
+        .rsplit("max ")
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no max in {line:?}"));
+    assert!(
+        max > 0.0 && max < run_ms,
+        "max {max} ms in a {run_ms} ms run: {line}"
+    );
+
+    let bad = server.cli(&["bench", "e2e", "--client", "wire", "-X", "bogus=1"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("bogus") && err.contains("linger.ms"), "{err}");
+}
+
+#[test]
 fn bench_consume_of_an_unknown_topic_fails_with_its_name() {
     let server = Server::start(None, &[]);
     let out = server.cli(&["bench", "consume", "--topic", "nope"]);

@@ -9,6 +9,9 @@
 //!   of each record, consumers in the same process read from the end of the log and measure
 //!   receive − stamp.
 //!
+//! `--client wire` swaps librdkafka for requests built here (`wire_producer`, `wire_consumer`),
+//! so the figures are the broker's rather than the client library's.
+//!
 //! Latencies go into HDR histograms (microsecond resolution, 3 significant digits), one per
 //! thread, merged at the end. A summary goes to stdout (or one JSON line with `--json`); live
 //! progress goes to stderr: a progress bar on a terminal, a line every few seconds otherwise.
@@ -166,6 +169,11 @@ struct E2eBench {
     /// Consumers in parallel; the partitions are shared out among them.
     #[arg(long, default_value_t = 1)]
     consumers: usize,
+    /// Which producers and consumers run: librdkafka, or requests sent directly (the wire
+    /// producer stamps each record with the time it was due at --throughput, so batching
+    /// delay counts; -X linger.ms=0 sends as soon as a request may go).
+    #[arg(long, value_enum, default_value_t = BenchClient::Rdkafka)]
+    client: BenchClient,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -187,6 +195,8 @@ struct Shared {
     consumed_bytes: AtomicU64,
     /// Set once every producer has flushed (e2e consumers stop after reading all acked records).
     producers_done: AtomicBool,
+    /// Wire consumers that know where they start reading (e2e producers wait for all of them).
+    consumers_ready: std::sync::atomic::AtomicUsize,
     /// Set to stop every thread early (an error elsewhere).
     abort: AtomicBool,
     /// When the first record arrived at any consumer: read throughput is measured from here,
@@ -269,6 +279,28 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros())
         .unwrap_or(u64::MAX)
         .clamp(1, MAX_LATENCY_US)
+}
+
+/// The latency of an e2e record received at `received` (nanoseconds since the epoch) whose
+/// value starts with its send-time stamp. A stamp after the receipt is an error: the record
+/// was not stamped by this run's producers (another writer on the topic).
+fn stamped_latency(value: &[u8], received: u64) -> Result<Duration, String> {
+    let Some(stamp) = value.get(..STAMP) else {
+        return Err(format!(
+            "a {}-byte record, too short for a send-time stamp",
+            value.len()
+        ));
+    };
+    let mut bytes = [0u8; STAMP];
+    bytes.copy_from_slice(stamp);
+    let sent = u64::from_be_bytes(bytes);
+    if sent > received {
+        return Err(format!(
+            "a record stamped {} ms after it was read: not written by this run's producers",
+            (sent - received) / 1_000_000
+        ));
+    }
+    Ok(Duration::from_nanos(received - sent))
 }
 
 fn unix_nanos() -> u64 {
@@ -695,15 +727,22 @@ fn spawn_wire_producers(
     opts: &ProducerOptions,
     records: Option<u64>,
     deadline: Option<Instant>,
+    stamp: bool,
     shared: &Arc<Shared>,
 ) -> anyhow::Result<Vec<JoinHandle<Histogram<u64>>>> {
     if opts.producers == 0 {
         bail!("--producers must be at least 1");
     }
+    if stamp && opts.record_size < STAMP {
+        bail!("--record-size must be at least {STAMP} for e2e (the send-time stamp)");
+    }
     if opts.idempotence {
         bail!("--client wire has no idempotent producer; use the default --client rdkafka");
     }
-    let settings = wire_producer::ProduceSettings::from_client_configs(&common.client_configs)?;
+    // e2e: the consumers beside these read the fetch keys.
+    let others = if stamp { wire_consumer::KEYS } else { &[] };
+    let settings =
+        wire_producer::ProduceSettings::from_client_configs(&common.client_configs, others)?;
     let leaders = partition_leaders(common)?;
     let acks = match opts.acks.as_str() {
         "0" => 0,
@@ -726,6 +765,7 @@ fn spawn_wire_producers(
             rate,
             settings: settings.clone(),
             timeout: common.client.timeout(),
+            stamp,
         };
         let shared = Arc::clone(shared);
         handles.push(bench_thread(
@@ -737,17 +777,20 @@ fn spawn_wire_producers(
 }
 
 /// `--client wire`: the topic's partitions shared out among `consumers` threads, each with a
-/// connection to every leader it reads from.
+/// connection to every leader it reads from; `stamped` for e2e (from the end, measuring).
 fn spawn_wire_consumers(
     common: &Common,
     consumers: usize,
     deadline: Option<Instant>,
+    stamped: bool,
     shared: &Arc<Shared>,
 ) -> anyhow::Result<Vec<JoinHandle<Histogram<u64>>>> {
     if consumers == 0 {
         bail!("--consumers must be at least 1");
     }
-    let settings = wire_consumer::FetchSettings::from_client_configs(&common.client_configs)?;
+    let others = if stamped { wire_producer::KEYS } else { &[] };
+    let settings =
+        wire_consumer::FetchSettings::from_client_configs(&common.client_configs, others)?;
     let leaders = partition_leaders(common)?;
     let workers = consumers.min(leaders.len()).max(1);
     let mut handles = Vec::new();
@@ -756,19 +799,17 @@ fn spawn_wire_consumers(
         let plan = wire_consumer::WirePlan {
             topic: common.topic.clone(),
             by_leader,
-            until_caught_up: common.records.is_none(),
-            records: common.records,
+            until_caught_up: !stamped && common.records.is_none(),
+            records: if stamped { None } else { common.records },
             deadline,
             settings: settings.clone(),
             timeout: common.client.timeout(),
+            stamped,
         };
         let shared = Arc::clone(shared);
         handles.push(bench_thread(
             format!("bench-wire-consumer-{i}"),
-            move || {
-                wire_consumer::run(plan, &shared);
-                histogram()
-            },
+            move || wire_consumer::run(plan, &shared),
         )?);
     }
     Ok(handles)
@@ -807,13 +848,15 @@ fn run_consumer(plan: ConsumerPlan, shared: &Shared) -> Histogram<u64> {
                 if !at_end.is_empty() {
                     at_end.remove(&message.partition());
                 }
-                if plan.stamped && value.len() >= STAMP {
-                    let mut stamp = [0u8; STAMP];
-                    stamp.copy_from_slice(&value[..STAMP]);
-                    let sent = u64::from_be_bytes(stamp);
-                    latency.saturating_record(micros(Duration::from_nanos(
-                        received.saturating_sub(sent),
-                    )));
+                if plan.stamped {
+                    match stamped_latency(value, received) {
+                        Ok(waited) => latency.saturating_record(micros(waited)),
+                        Err(e) => {
+                            shared.fail(format!("e2e: {e}"));
+                            shared.abort.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                    }
                 }
                 shared.consumed.fetch_add(1, Ordering::Relaxed);
                 shared
@@ -1058,9 +1101,14 @@ fn produce(b: ProduceBench) -> anyhow::Result<()> {
             false,
             &shared,
         )?,
-        BenchClient::Wire => {
-            spawn_wire_producers(common, &b.producer, records, deadline(common), &shared)?
-        }
+        BenchClient::Wire => spawn_wire_producers(
+            common,
+            &b.producer,
+            records,
+            deadline(common),
+            false,
+            &shared,
+        )?,
     };
     let latency = watch(handles, &mut progress, started, || {
         (
@@ -1105,7 +1153,7 @@ fn consume(b: ConsumeBench) -> anyhow::Result<()> {
             || (until_caught_up, records, end, false),
             &shared,
         )?,
-        BenchClient::Wire => spawn_wire_consumers(common, b.consumers, end, &shared)?,
+        BenchClient::Wire => spawn_wire_consumers(common, b.consumers, end, false, &shared)?,
     };
     watch(handles, &mut progress, started, || {
         (
@@ -1152,33 +1200,22 @@ fn e2e(b: E2eBench) -> anyhow::Result<()> {
     if opts.throughput.is_none() {
         opts.throughput = Some(1000.0);
     }
-    // Consumers start at the current end of every partition, read before producing starts.
-    let watermarks: BaseConsumer = base_config(common)?
-        .set("group.id", "vltava-bench")
-        .create()
-        .context("creating a consumer")?;
-    let mut starts = Vec::new();
-    for p in &partitions {
-        let (_, high) = watermarks
-            .fetch_watermarks(&common.topic, *p, common.client.timeout())
-            .with_context(|| format!("reading the end offset of partition {p}"))?;
-        starts.push(Offset::Offset(high));
-    }
-    drop(watermarks);
-
     let shared = Arc::new(Shared::default());
-    let consumers = spawn_consumers(
-        common,
-        b.consumers,
-        &partitions,
-        &starts,
-        || (false, None, None, true),
-        &shared,
-    )?;
+    let consumers = match b.client {
+        BenchClient::Rdkafka => spawn_rdkafka_e2e_consumers(common, &b, &partitions, &shared)?,
+        BenchClient::Wire => {
+            let consumers = spawn_wire_consumers(common, b.consumers, None, true, &shared)?;
+            wait_for_consumers(&shared, consumers.len(), common.client.timeout())?;
+            consumers
+        }
+    };
     let mut progress = Progress::new(records);
     let started = Instant::now();
     let end = duration.map(|d| Instant::now() + Duration::from_secs_f64(d.max(0.0)));
-    let producers = spawn_producers(common, &opts, records, end, true, &shared)?;
+    let producers = match b.client {
+        BenchClient::Rdkafka => spawn_producers(common, &opts, records, end, true, &shared)?,
+        BenchClient::Wire => spawn_wire_producers(common, &opts, records, end, true, &shared)?,
+    };
     let counters = || {
         (
             shared.consumed.load(Ordering::Relaxed),
@@ -1217,9 +1254,68 @@ fn e2e(b: E2eBench) -> anyhow::Result<()> {
     report(common, &summaries, &shared)
 }
 
+/// librdkafka e2e consumers, starting at the current end of every partition (read before
+/// producing starts).
+fn spawn_rdkafka_e2e_consumers(
+    common: &Common,
+    b: &E2eBench,
+    partitions: &[i32],
+    shared: &Arc<Shared>,
+) -> anyhow::Result<Vec<JoinHandle<Histogram<u64>>>> {
+    let watermarks: BaseConsumer = base_config(common)?
+        .set("group.id", "vltava-bench")
+        .create()
+        .context("creating a consumer")?;
+    let mut starts = Vec::new();
+    for p in partitions {
+        let (_, high) = watermarks
+            .fetch_watermarks(&common.topic, *p, common.client.timeout())
+            .with_context(|| format!("reading the end offset of partition {p}"))?;
+        starts.push(Offset::Offset(high));
+    }
+    drop(watermarks);
+    spawn_consumers(
+        common,
+        b.consumers,
+        partitions,
+        &starts,
+        || (false, None, None, true),
+        shared,
+    )
+}
+
+/// Waits until `count` wire consumers know their start offsets, so no record is produced
+/// before they look.
+fn wait_for_consumers(shared: &Shared, count: usize, timeout: Duration) -> anyhow::Result<()> {
+    let until = Instant::now() + timeout;
+    while shared.consumers_ready.load(Ordering::Relaxed) < count {
+        if let Some(e) = shared.error() {
+            bail!("{e}");
+        }
+        if Instant::now() >= until {
+            bail!("consumers not ready after {}s", timeout.as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stamp_gives_the_wait_and_a_stamp_from_the_future_is_refused() {
+        let mut value = 1_000_000_000u64.to_be_bytes().to_vec();
+        value.extend_from_slice(b"payload");
+        assert_eq!(
+            stamped_latency(&value, 1_002_500_000),
+            Ok(Duration::from_micros(2_500))
+        );
+        let err = stamped_latency(&value, 999_000_000).unwrap_err();
+        assert!(err.contains("1 ms after"), "{err}");
+        assert!(stamped_latency(b"short", 1).is_err());
+    }
 
     #[test]
     fn records_are_shared_out_to_the_last_one() {

@@ -6,12 +6,16 @@
 //! does what any consumer must — every batch's CRC checked, compressed batches inflated, every
 //! record decoded and its value counted — and nothing an application adds. One fetch at a time
 //! per connection, as a consumer knows its next offset only from the last response.
+//!
+//! For `e2e` it starts at the end of each partition and measures, for every record, the time
+//! from the due time its producer stamped into it to when the fetch answer holding it was read.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use bytes::{Buf, Bytes};
+use hdrhistogram::Histogram;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -19,14 +23,15 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ListOffset
 use kafka_protocol::records::RecordBatchDecoder;
 
 use super::super::client::{key_value, RawClient, MAX_RESPONSE};
-use super::{topic_name, Shared};
+use super::{histogram, micros, stamped_latency, topic_name, unix_nanos, Shared};
 
 /// Fetch versions this loop speaks: v4 (the oldest Kafka 4 serves) to v12, the last that names
 /// topics instead of their ids.
 const FETCH_VERSIONS: (i16, i16) = (4, 12);
 /// ListOffsets versions with a single offset per partition.
 const LIST_OFFSETS_VERSIONS: (i16, i16) = (1, 8);
-/// ListOffsets' "earliest" timestamp.
+/// ListOffsets' "latest" and "earliest" timestamps.
+const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 /// Bytes before a batch's length field ends: base offset (8) and length (4).
 const BATCH_PREFIX: usize = 12;
@@ -38,6 +43,14 @@ const CONTROL_BIT: i16 = 1 << 5;
 /// The most a fetch may ask for: its answer (plus headers) must fit what the client reads.
 const MAX_FETCH_BYTES: i32 = (MAX_RESPONSE - (1 << 20)) as i32;
 
+/// The `-X` keys this consumer reads.
+pub(super) const KEYS: &[&str] = &[
+    "fetch.wait.max.ms",
+    "fetch.min.bytes",
+    "fetch.max.bytes",
+    "max.partition.fetch.bytes",
+];
+
 /// Fetch settings, librdkafka's names and defaults so `-X` means the same on both clients.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct FetchSettings {
@@ -48,9 +61,10 @@ pub(super) struct FetchSettings {
 }
 
 impl FetchSettings {
-    /// librdkafka's defaults, with `-X` pairs for the four fetch keys applied; any other key is
-    /// an error, since this client has no other settings to apply it to.
-    pub fn from_client_configs(pairs: &[String]) -> anyhow::Result<FetchSettings> {
+    /// librdkafka's defaults, with `-X` pairs for the four fetch keys applied; keys in `others`
+    /// are left to the producer beside it (e2e), any other key is an error, since this client
+    /// has no other settings to apply it to.
+    pub fn from_client_configs(pairs: &[String], others: &[&str]) -> anyhow::Result<FetchSettings> {
         let mut settings = FetchSettings {
             max_wait_ms: 500,
             min_bytes: 1,
@@ -59,14 +73,17 @@ impl FetchSettings {
         };
         for pair in pairs {
             let (key, value) = key_value(pair, "--client-config")?;
+            if others.contains(&key.as_str()) {
+                continue;
+            }
             let slot = match key.as_str() {
                 "fetch.wait.max.ms" => &mut settings.max_wait_ms,
                 "fetch.min.bytes" => &mut settings.min_bytes,
                 "fetch.max.bytes" => &mut settings.max_bytes,
                 "max.partition.fetch.bytes" => &mut settings.partition_max_bytes,
                 _ => bail!(
-                    "--client wire reads only -X fetch.wait.max.ms, fetch.min.bytes, \
-                     fetch.max.bytes and max.partition.fetch.bytes, not {key:?}"
+                    "--client wire reads only -X {}, not {key:?}",
+                    [KEYS, others].concat().join(", ")
                 ),
             };
             *slot = value
@@ -98,6 +115,9 @@ pub(super) struct WirePlan {
     pub deadline: Option<Instant>,
     pub settings: FetchSettings,
     pub timeout: Duration,
+    /// e2e: start at the end of each partition, measure every record's stamp, and stop once
+    /// the producers are done and every record they got acknowledged was read.
+    pub stamped: bool,
 }
 
 /// One partition's read position.
@@ -108,23 +128,27 @@ struct Position {
 }
 
 /// Reads until every partition reached its high watermark (or the count or deadline), adding
-/// to `shared`; the first error stops every consumer.
-pub(super) fn run(plan: WirePlan, shared: &Shared) {
-    if let Err(e) = read(&plan, shared) {
+/// to `shared`; the first error stops every consumer. Returns the e2e latencies (none
+/// without `stamped`).
+pub(super) fn run(plan: WirePlan, shared: &Shared) -> Histogram<u64> {
+    let mut latency = histogram();
+    if let Err(e) = read(&plan, shared, &mut latency) {
         shared.fail(format!("consuming: {e:#}"));
         shared
             .abort
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
+    latency
 }
 
-fn read(plan: &WirePlan, shared: &Shared) -> anyhow::Result<()> {
+fn read(plan: &WirePlan, shared: &Shared, latency: &mut Histogram<u64>) -> anyhow::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
     let mut leaders = Vec::new();
+    let start_at = if plan.stamped { LATEST } else { EARLIEST };
     for (address, partitions) in &plan.by_leader {
         let mut client = RawClient::connect(address, plan.timeout)?;
         let version = client.version_for::<FetchRequest>(FETCH_VERSIONS)?;
-        let positions = earliest(&mut client, &plan.topic, partitions)?;
+        let positions = offsets_at(&mut client, &plan.topic, partitions, start_at)?;
         let mut leader = Leader {
             client,
             version,
@@ -134,6 +158,8 @@ fn read(plan: &WirePlan, shared: &Shared) -> anyhow::Result<()> {
         leader.send_fetch(plan)?;
         leaders.push(leader);
     }
+    // e2e producers start once every consumer knows where the partitions end.
+    shared.consumers_ready.fetch_add(1, Relaxed);
     let mut read_until = Duration::ZERO;
     let mut last_record = Instant::now();
     loop {
@@ -149,16 +175,36 @@ fn read(plan: &WirePlan, shared: &Shared) -> anyhow::Result<()> {
         if leaders.iter().all(|l| !l.waiting) {
             break;
         }
+        if plan.stamped
+            && shared.producers_done.load(Relaxed)
+            && shared.consumed.load(Relaxed) >= shared.acked.load(Relaxed)
+        {
+            break;
+        }
         let mut got_any = false;
         for leader in leaders.iter_mut().filter(|l| l.waiting) {
             let answers = leader.receive(plan)?;
+            let received = if plan.stamped { unix_nanos() } else { 0 };
             // The next fetch goes out before this one is decoded, so the broker sends while
             // this thread checks: a consumer knows its next offset from the batch headers.
             leader.send_fetch(plan)?;
             for (partition, from, batches) in answers {
-                let (records, bytes) = decode_batches(&batches, from).with_context(|| {
-                    format!("records of {}-{partition} from offset {from}", plan.topic)
-                })?;
+                let mut stamp_error = None;
+                let measure = |value: &Bytes| {
+                    if plan.stamped && stamp_error.is_none() {
+                        match stamped_latency(value, received) {
+                            Ok(waited) => latency.saturating_record(micros(waited)),
+                            Err(e) => stamp_error = Some(e),
+                        }
+                    }
+                };
+                let (records, bytes) =
+                    decode_batches(&batches, from, measure).with_context(|| {
+                        format!("records of {}-{partition} from offset {from}", plan.topic)
+                    })?;
+                if let Some(e) = stamp_error {
+                    bail!("e2e, {}-{partition}: {e}", plan.topic);
+                }
                 if records > 0 {
                     got_any = true;
                     last_record = Instant::now();
@@ -168,7 +214,9 @@ fn read(plan: &WirePlan, shared: &Shared) -> anyhow::Result<()> {
                 }
             }
         }
-        if !got_any && last_record.elapsed() > plan.timeout {
+        // Waiting on producers (e2e) is not idleness; a stalled read is.
+        let waiting = plan.stamped && !shared.producers_done.load(Relaxed);
+        if !got_any && !waiting && last_record.elapsed() > plan.timeout {
             bail!("no record for {}s", plan.timeout.as_secs_f64());
         }
     }
@@ -260,11 +308,12 @@ impl Leader {
     }
 }
 
-/// The log start offset of each partition.
-fn earliest(
+/// The offset of each partition at `timestamp` (EARLIEST: the log start; LATEST: the end).
+fn offsets_at(
     client: &mut RawClient,
     topic: &str,
     partitions: &[i32],
+    timestamp: i64,
 ) -> anyhow::Result<Vec<Position>> {
     let request = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
@@ -276,7 +325,7 @@ fn earliest(
                     .map(|&p| {
                         ListOffsetsPartition::default()
                             .with_partition_index(p)
-                            .with_timestamp(EARLIEST)
+                            .with_timestamp(timestamp)
                     })
                     .collect(),
             )]);
@@ -343,9 +392,13 @@ fn next_offset(batches: &[Bytes], from: i64) -> i64 {
 }
 
 /// Checks and decodes `batches` (CRC, compression, every record), returning the records at or
-/// after `from` (a batch may start before the offset fetched) and their value bytes; control
-/// batches hold no application records.
-fn decode_batches(batches: &[Bytes], from: i64) -> anyhow::Result<(u64, u64)> {
+/// after `from` (a batch may start before the offset fetched) and their value bytes, each
+/// value also handed to `on_value`; control batches hold no application records.
+fn decode_batches(
+    batches: &[Bytes],
+    from: i64,
+    mut on_value: impl FnMut(&Bytes),
+) -> anyhow::Result<(u64, u64)> {
     let (mut records, mut value_bytes) = (0, 0);
     for batch in batches {
         let control = (&batch[ATTRIBUTES_AT..]).get_i16() & CONTROL_BIT != 0;
@@ -353,7 +406,10 @@ fn decode_batches(batches: &[Bytes], from: i64) -> anyhow::Result<(u64, u64)> {
         if !control {
             for record in set.records.iter().filter(|r| r.offset >= from) {
                 records += 1;
-                value_bytes += record.value.as_ref().map_or(0, |v| v.len() as u64);
+                if let Some(value) = &record.value {
+                    value_bytes += value.len() as u64;
+                    on_value(value);
+                }
             }
         }
     }
@@ -400,7 +456,7 @@ mod tests {
     /// Splits, moves past and decodes `data` as a fetch of `from` does.
     fn read(data: Bytes, from: i64) -> anyhow::Result<(u64, u64, i64)> {
         let batches = whole_batches(data)?;
-        let (records, bytes) = decode_batches(&batches, from)?;
+        let (records, bytes) = decode_batches(&batches, from, |_| {})?;
         Ok((records, bytes, next_offset(&batches, from)))
     }
 
@@ -452,16 +508,18 @@ mod tests {
 
     #[test]
     fn fetch_keys_take_librdkafka_names_and_others_are_refused() {
-        let s = FetchSettings::from_client_configs(&["max.partition.fetch.bytes=16777216".into()])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let s =
+            FetchSettings::from_client_configs(&["max.partition.fetch.bytes=16777216".into()], &[])
+                .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.partition_max_bytes, 16 << 20);
         assert_eq!(s.max_wait_ms, 500);
-        let err = FetchSettings::from_client_configs(&["linger.ms=5".into()]).unwrap_err();
+        let err = FetchSettings::from_client_configs(&["linger.ms=5".into()], &[]).unwrap_err();
         assert!(format!("{err}").contains("linger.ms"), "{err}");
-        let err = FetchSettings::from_client_configs(&["fetch.min.bytes=-1".into()]).unwrap_err();
-        assert!(format!("{err}").contains("non-negative"), "{err}");
         let err =
-            FetchSettings::from_client_configs(&["fetch.max.bytes=100000000".into()]).unwrap_err();
+            FetchSettings::from_client_configs(&["fetch.min.bytes=-1".into()], &[]).unwrap_err();
+        assert!(format!("{err}").contains("non-negative"), "{err}");
+        let err = FetchSettings::from_client_configs(&["fetch.max.bytes=100000000".into()], &[])
+            .unwrap_err();
         assert!(format!("{err}").contains("at most"), "{err}");
     }
 }

@@ -7,6 +7,11 @@
 //! with its CRC, compressed if asked, up to `max.in.flight.requests.per.connection` requests
 //! pipelined on one connection, every answer checked — and nothing per message. Batches go to
 //! the partitions in turn. No retries and no idempotence: an error answer stops the run.
+//!
+//! At a target rate each record is due at its own time, as an application would hand it over;
+//! a batch goes once its first record has waited `linger.ms` or it is full, and holds every
+//! record due by then, so a run that cannot keep up sends bigger batches rather than falling
+//! behind. Latencies count from each record's due time, as librdkafka's count from `send()`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -49,8 +54,21 @@ pub(super) struct ProduceSettings {
     pub linger: Duration,
 }
 
+/// The `-X` keys this producer reads.
+pub(super) const KEYS: &[&str] = &[
+    "batch.num.messages",
+    "batch.size",
+    "linger.ms",
+    "max.in.flight.requests.per.connection",
+];
+
 impl ProduceSettings {
-    pub fn from_client_configs(pairs: &[String]) -> anyhow::Result<ProduceSettings> {
+    /// librdkafka's defaults with the `-X` pairs applied; keys in `others` are left to the
+    /// consumer beside it (e2e), any other key is an error.
+    pub fn from_client_configs(
+        pairs: &[String],
+        others: &[&str],
+    ) -> anyhow::Result<ProduceSettings> {
         let mut settings = ProduceSettings {
             batch_records: 10_000,
             batch_bytes: 1_000_000,
@@ -59,11 +77,17 @@ impl ProduceSettings {
         };
         for pair in pairs {
             let (key, value) = key_value(pair, "--client-config")?;
-            let number = || {
+            if others.contains(&key.as_str()) {
+                continue;
+            }
+            let whole = || {
                 value
                     .trim()
                     .parse::<usize>()
-                    .ok()
+                    .map_err(|_| anyhow!("-X {key}={value}: expected a whole number"))
+            };
+            let number = || {
+                Some(whole()?)
                     .filter(|v| *v > 0)
                     .ok_or_else(|| anyhow!("-X {key}={value}: expected a positive integer"))
             };
@@ -73,27 +97,23 @@ impl ProduceSettings {
                 "max.in.flight.requests.per.connection" | "max.in.flight" => {
                     settings.in_flight = number()?
                 }
-                "linger.ms" => settings.linger = Duration::from_millis(number()? as u64),
+                // 0: a batch goes as soon as a request slot is free, with what is due.
+                "linger.ms" => settings.linger = Duration::from_millis(whole()? as u64),
                 _ => bail!(
-                    "--client wire reads only -X batch.num.messages, batch.size, linger.ms and \
-                     max.in.flight.requests.per.connection, not {key:?}"
+                    "--client wire reads only -X {}, not {key:?}",
+                    [KEYS, others].concat().join(", ")
                 ),
             }
         }
         Ok(settings)
     }
 
-    /// Records per batch: as many as the limits allow, or at a target rate what arrives in one
-    /// linger (so a paced run sends small batches often, as a lingering client does).
-    fn records_per_batch(&self, record_size: usize, rate: Option<f64>) -> usize {
+    /// The most records a batch holds: `batch.num.messages`, or what fits `batch.size`.
+    fn records_per_batch(&self, record_size: usize) -> usize {
         let by_bytes = (self.batch_bytes.saturating_sub(BATCH_HEADER_BYTES)
             / (record_size + RECORD_OVERHEAD_BYTES))
             .max(1);
-        let most = self.batch_records.min(by_bytes);
-        match rate {
-            Some(r) => ((r * self.linger.as_secs_f64()) as usize).clamp(1, most),
-            None => most,
-        }
+        self.batch_records.min(by_bytes)
     }
 }
 
@@ -111,11 +131,21 @@ pub(super) struct WirePlan {
     pub rate: Option<f64>,
     pub settings: ProduceSettings,
     pub timeout: Duration,
+    /// Stamp each record's due time into its first 8 bytes (e2e: nanoseconds since the epoch).
+    pub stamp: bool,
 }
 
-/// What the answer reader needs of each request: when its records were made, and how many.
+/// When the records of a batch were due: the first at `first`, each next one `step` later
+/// (all at once without a target rate).
+#[derive(Clone, Copy)]
+struct Due {
+    first: Instant,
+    step: Duration,
+}
+
+/// What the answer reader needs of each request: when its records were due, and how many.
 struct InFlight {
-    made: Instant,
+    due: Due,
     records: u64,
 }
 
@@ -156,36 +186,47 @@ fn produce(plan: &WirePlan, shared: &Arc<Shared>) -> anyhow::Result<Histogram<u6
     if leaders.is_empty() {
         bail!("topic {:?} has no partition with a leader", plan.topic);
     }
-    let per_batch = plan.settings.records_per_batch(plan.record_size, plan.rate);
+    let per_batch = plan.settings.records_per_batch(plan.record_size);
     let value = Bytes::from(super::payload(plan.record_size));
     let options = RecordEncodeOptions {
         version: 2,
         compression: plan.compression,
     };
     let start = Instant::now();
+    let clock = Clock::new(start);
     let mut sent = 0u64;
     let mut correlation_id = 0i32;
     let mut turn = 0usize;
     let result = loop {
-        let now = Instant::now();
         if plan.records.is_some_and(|n| sent >= n)
-            || plan.deadline.is_some_and(|d| now >= d)
+            || plan.deadline.is_some_and(|d| Instant::now() >= d)
             || shared.abort.load(Relaxed)
         {
             break Ok(());
         }
-        let count = plan
+        let most = plan
             .records
             .map_or(per_batch, |n| per_batch.min((n - sent) as usize));
-        if let Some(rate) = plan.rate {
-            let due = start + Duration::from_secs_f64(sent as f64 / rate);
-            std::thread::sleep(due.saturating_duration_since(now));
-        }
+        let (count, due) = match plan.rate {
+            None => (
+                most,
+                Due {
+                    first: Instant::now(),
+                    step: Duration::ZERO,
+                },
+            ),
+            Some(rate) => match next_paced_batch(start, sent, most, rate, plan) {
+                Some(batch) => batch,
+                None => break Ok(()),
+            },
+        };
+        let values = Values::new(&value, count, plan.stamp.then_some((&clock, due)));
         let at = turn % leaders.len();
         let leader = &mut leaders[at];
         turn += 1;
         correlation_id = correlation_id.wrapping_add(1);
-        if let Err(e) = send_batch(leader, plan, &value, count, &options, correlation_id) {
+        let sent_batch = send_batch(leader, plan, &values, count, due, &options, correlation_id);
+        if let Err(e) = sent_batch {
             break Err(e);
         }
         sent += count as u64;
@@ -203,6 +244,101 @@ fn produce(plan: &WirePlan, shared: &Arc<Shared>) -> anyhow::Result<Histogram<u6
     }
     let latency = join_merged(leaders.iter_mut().filter_map(|l| l.reader.take()))?;
     result.map(|()| latency)
+}
+
+/// At `rate` records/s from `start`, waits until the batch starting at record `sent` is due to
+/// go (its first record has waited `linger.ms`, or its `most`-th record is due) and returns
+/// how many records are due by then, with their due times; `None` if the deadline comes first.
+fn next_paced_batch(
+    start: Instant,
+    sent: u64,
+    most: usize,
+    rate: f64,
+    plan: &WirePlan,
+) -> Option<(usize, Due)> {
+    let due = |k: u64| start + Duration::from_secs_f64(k as f64 / rate);
+    let first = due(sent);
+    let go = (first + plan.settings.linger).min(due(sent + most as u64 - 1));
+    if plan.deadline.is_some_and(|d| go > d) {
+        std::thread::sleep(plan.deadline?.saturating_duration_since(Instant::now()));
+        return None;
+    }
+    std::thread::sleep(go.saturating_duration_since(Instant::now()));
+    // Sending may have blocked on the in-flight limit: everything due by now goes.
+    let due_by_now = (Instant::now()
+        .saturating_duration_since(start)
+        .as_secs_f64()
+        * rate) as u64;
+    let count = (due_by_now + 1).saturating_sub(sent).clamp(1, most as u64) as usize;
+    Some((
+        count,
+        Due {
+            first,
+            step: Duration::from_secs_f64(1.0 / rate),
+        },
+    ))
+}
+
+/// `Instant`s as nanoseconds since the Unix epoch, the clock e2e consumers read.
+struct Clock {
+    start: Instant,
+    start_unix_nanos: u64,
+}
+
+impl Clock {
+    fn new(start: Instant) -> Clock {
+        Clock {
+            start,
+            start_unix_nanos: super::unix_nanos(),
+        }
+    }
+
+    fn unix_nanos(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.start).as_nanos();
+        self.start_unix_nanos
+            .saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
+    }
+}
+
+/// The values of one batch: the payload shared by every record, or (e2e) a copy per record
+/// with its due time in the first 8 bytes.
+enum Values {
+    Same(Bytes),
+    Stamped { all: Bytes, size: usize },
+}
+
+impl Values {
+    fn new(value: &Bytes, count: usize, stamp: Option<(&Clock, Due)>) -> Values {
+        let Some((clock, due)) = stamp else {
+            return Values::Same(value.clone());
+        };
+        let size = value.len();
+        let mut all = BytesMut::with_capacity(count * size);
+        for i in 0..count {
+            all.extend_from_slice(value);
+            let at = clock.unix_nanos(due.first + due.step * i as u32);
+            let stamp_at = i * size;
+            all[stamp_at..stamp_at + super::STAMP].copy_from_slice(&at.to_be_bytes());
+        }
+        Values::Stamped {
+            all: all.freeze(),
+            size,
+        }
+    }
+
+    fn size(&self) -> usize {
+        match self {
+            Values::Same(value) => value.len(),
+            Values::Stamped { size, .. } => *size,
+        }
+    }
+
+    fn get(&self, i: usize) -> Bytes {
+        match self {
+            Values::Same(value) => value.clone(),
+            Values::Stamped { all, size } => all.slice(i * size..(i + 1) * size),
+        }
+    }
 }
 
 fn connect(
@@ -245,15 +381,15 @@ fn connect(
 fn send_batch(
     leader: &mut Leader,
     plan: &WirePlan,
-    value: &Bytes,
+    values: &Values,
     count: usize,
+    due: Due,
     options: &RecordEncodeOptions,
     correlation_id: i32,
 ) -> anyhow::Result<()> {
-    let made = Instant::now();
     let partition = leader.partitions[leader.next_partition % leader.partitions.len()];
     leader.next_partition += 1;
-    encode_batch(&mut leader.batch, value, count, options)?;
+    encode_batch(&mut leader.batch, values, count, options)?;
     let batch = leader.batch.split().freeze();
     let request = ProduceRequest::default()
         .with_acks(plan.acks)
@@ -271,7 +407,7 @@ fn send_batch(
         // Blocks while `in_flight` requests are unanswered; fails if the reader stopped.
         pending
             .send(InFlight {
-                made,
+                due,
                 records: count as u64,
             })
             .map_err(|_| anyhow!("{}: the connection's answers stopped", leader.address))?;
@@ -283,10 +419,10 @@ fn send_batch(
     Ok(())
 }
 
-/// Appends a v2 batch of `count` records, each with `value` and no key, stamped now.
+/// Appends a v2 batch of `count` records with `values` and no key, timestamped now.
 fn encode_batch(
     out: &mut BytesMut,
-    value: &Bytes,
+    values: &Values,
     count: usize,
     options: &RecordEncodeOptions,
 ) -> anyhow::Result<()> {
@@ -307,17 +443,17 @@ fn encode_batch(
             sequence: i as i32 - 1,
             timestamp: now_ms,
             key: None,
-            value: Some(value.clone()),
+            value: Some(values.get(i)),
             headers: Default::default(),
             delete_horizon: false,
         })
         .collect();
-    out.reserve(count * (value.len() + RECORD_OVERHEAD_BYTES) + BATCH_HEADER_BYTES);
+    out.reserve(count * (values.size() + RECORD_OVERHEAD_BYTES) + BATCH_HEADER_BYTES);
     RecordBatchEncoder::encode(out, &records, options).map_err(|e| anyhow!("encoding a batch: {e}"))
 }
 
 /// Reads the answers of one connection in order, counting acknowledged records into `shared`
-/// and their latency (records made → answer read) into the histogram it returns.
+/// and their latency (each record's due time → answer read) into the histogram it returns.
 fn read_answers(
     mut stream: TcpStream,
     pending: Receiver<InFlight>,
@@ -339,8 +475,7 @@ fn read_answers(
         };
         match answer_error(&response) {
             None => {
-                let us = micros(request.made.elapsed());
-                latency.saturating_record_n(us, request.records);
+                record_latencies(&mut latency, request.due, request.records, Instant::now());
                 shared.acked.fetch_add(request.records, Relaxed);
                 shared
                     .acked_bytes
@@ -354,6 +489,22 @@ fn read_answers(
         }
     }
     latency
+}
+
+/// Adds the latency of `records` records due as `due` says, answered at `answered`.
+fn record_latencies(latency: &mut Histogram<u64>, due: Due, records: u64, answered: Instant) {
+    if due.step.is_zero() {
+        latency.saturating_record_n(
+            micros(answered.saturating_duration_since(due.first)),
+            records,
+        );
+        return;
+    }
+    let mut at = due.first;
+    for _ in 0..records {
+        latency.saturating_record(micros(answered.saturating_duration_since(at)));
+        at += due.step;
+    }
 }
 
 /// The first partition error in a Produce answer, with the broker's message if it sent one.
@@ -384,7 +535,8 @@ mod tests {
                 compression,
             };
             let mut out = BytesMut::new();
-            encode_batch(&mut out, &value, 7, &options).unwrap_or_else(|e| panic!("{e}"));
+            encode_batch(&mut out, &Values::Same(value.clone()), 7, &options)
+                .unwrap_or_else(|e| panic!("{e}"));
             let mut batch = out.freeze();
             assert_eq!(
                 RecordBatchDecoder::decode_batch_info(&mut batch.clone())
@@ -402,27 +554,84 @@ mod tests {
     }
 
     #[test]
-    fn batches_fill_to_the_byte_limit_or_one_linger_of_the_rate() {
-        let s = ProduceSettings::from_client_configs(&[]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.records_per_batch(1024, None), 961);
-        assert_eq!(s.records_per_batch(100, None), 8620);
-        assert_eq!(s.records_per_batch(10, None), 10_000);
-        assert_eq!(s.records_per_batch(2_000_000, None), 1);
-        assert_eq!(s.records_per_batch(1024, Some(50_000.0)), 250);
-        assert_eq!(s.records_per_batch(1024, Some(10.0)), 1);
+    fn batches_fill_to_the_byte_or_the_record_limit() {
+        let s = ProduceSettings::from_client_configs(&[], &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.records_per_batch(1024), 961);
+        assert_eq!(s.records_per_batch(100), 8620);
+        assert_eq!(s.records_per_batch(10), 10_000);
+        assert_eq!(s.records_per_batch(2_000_000), 1);
+    }
+
+    #[test]
+    fn stamped_values_carry_each_records_due_time_and_keep_the_payload() {
+        let start = Instant::now();
+        let clock = Clock::new(start);
+        let due = Due {
+            first: start + Duration::from_millis(3),
+            step: Duration::from_micros(20),
+        };
+        let payload = Bytes::from_static(b"0123456789ABCDEF");
+        let values = Values::new(&payload, 3, Some((&clock, due)));
+        assert_eq!(values.size(), 16);
+        for i in 0..3 {
+            let value = values.get(i);
+            assert_eq!(&value[8..], b"89ABCDEF", "the payload after the stamp");
+            let stamp = u64::from_be_bytes(value[..8].try_into().unwrap_or_default());
+            let expected = clock.start_unix_nanos + 3_000_000 + 20_000 * i as u64;
+            assert_eq!(stamp, expected, "record {i}");
+        }
+        let same = Values::new(&payload, 3, None);
+        assert_eq!(same.get(2), payload);
+    }
+
+    #[test]
+    fn each_paced_record_counts_from_its_own_due_time() {
+        let first = Instant::now();
+        let step = Duration::from_millis(1);
+        let mut latency = histogram();
+        record_latencies(
+            &mut latency,
+            Due { first, step },
+            4,
+            first + Duration::from_millis(10),
+        );
+        // Three significant digits: 10 ms and 7 ms, the oldest record and the newest.
+        assert_eq!(latency.len(), 4);
+        assert_eq!((latency.max() / 100, latency.min() / 100), (100, 70));
+        let mut at_once = histogram();
+        let due = Due {
+            first,
+            step: Duration::ZERO,
+        };
+        record_latencies(&mut at_once, due, 5, first + Duration::from_millis(2));
+        assert_eq!((at_once.len(), at_once.max() / 100), (5, 20));
+    }
+
+    #[test]
+    fn linger_may_be_zero_and_other_counts_may_not() {
+        let s = ProduceSettings::from_client_configs(&["linger.ms=0".into()], &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.linger, Duration::ZERO);
+        let err = ProduceSettings::from_client_configs(&["linger.ms=-1".into()], &[]).unwrap_err();
+        assert!(format!("{err}").contains("whole number"), "{err}");
     }
 
     #[test]
     fn produce_keys_take_librdkafka_names_and_others_are_refused() {
-        let s = ProduceSettings::from_client_configs(&[
-            "batch.size=65536".into(),
-            "max.in.flight.requests.per.connection=1".into(),
-        ])
+        let s = ProduceSettings::from_client_configs(
+            &[
+                "batch.size=65536".into(),
+                "max.in.flight.requests.per.connection=1".into(),
+                "fetch.min.bytes=1".into(),
+            ],
+            super::super::wire_consumer::KEYS,
+        )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((s.batch_bytes, s.in_flight), (65536, 1));
-        let err = ProduceSettings::from_client_configs(&["fetch.min.bytes=1".into()]).unwrap_err();
+        let err =
+            ProduceSettings::from_client_configs(&["fetch.min.bytes=1".into()], &[]).unwrap_err();
         assert!(format!("{err}").contains("fetch.min.bytes"), "{err}");
-        let err = ProduceSettings::from_client_configs(&["batch.size=0".into()]).unwrap_err();
+        let err = ProduceSettings::from_client_configs(&["batch.size=0".into()], &[]).unwrap_err();
         assert!(format!("{err}").contains("positive"), "{err}");
     }
 }
