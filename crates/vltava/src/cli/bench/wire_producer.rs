@@ -60,6 +60,7 @@ pub(super) const KEYS: &[&str] = &[
     "batch.size",
     "linger.ms",
     "max.in.flight.requests.per.connection",
+    "max.in.flight",
 ];
 
 impl ProduceSettings {
