@@ -279,3 +279,18 @@ fn bench_help_shows_examples() {
         assert!(help.contains("vltava bench "), "{sub}:\n{help}");
     }
 }
+
+#[test]
+fn bench_refuses_a_rate_or_duration_it_cannot_pace_in_one_line() {
+    for (flag, value) in [
+        ("--throughput", "0"),
+        ("--throughput", "NaN"),
+        ("--duration", "1e30"),
+    ] {
+        let out = vltava(&["bench", "e2e", flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{flag} {value}: {err}");
+        assert!(err.contains(flag), "{flag} {value}: {err}");
+    }
+}

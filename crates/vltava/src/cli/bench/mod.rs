@@ -85,7 +85,7 @@ struct Common {
     #[arg(long, short = 'n', value_name = "N")]
     records: Option<u64>,
     /// Stop after this many seconds (whichever of --records and --duration comes first).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = run_seconds)]
     duration: Option<f64>,
     /// Extra librdkafka client property, key=value; may be repeated (e.g. -X linger.ms=10).
     #[arg(long = "client-config", short = 'X', value_name = "KEY=VALUE")]
@@ -120,8 +120,9 @@ struct ProducerOptions {
     /// Producers in parallel, each with its own connection.
     #[arg(long, default_value_t = 1)]
     producers: usize,
-    /// Target rate in records per second over all producers (default: as fast as possible).
-    #[arg(long, value_name = "RECORDS/S")]
+    /// Target rate in records per second over all producers; a negative rate (Kafka's -1) or
+    /// none: as fast as possible.
+    #[arg(long, value_name = "RECORDS/S", value_parser = records_per_second, allow_negative_numbers = true)]
     throughput: Option<f64>,
 }
 
@@ -261,6 +262,40 @@ fn join_merged(
             .map_err(|e| anyhow!("merging histograms: {e}"))?;
     }
     Ok(merged)
+}
+
+/// The longest `--duration`: a year (pacing and deadlines are `Instant`s, which overflow on
+/// absurd spans).
+const MAX_RUN_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// The slowest `--throughput` (one record per 1 000 s), so a record's due time stays a
+/// representable `Duration`.
+const MIN_RECORDS_PER_SECOND: f64 = 0.001;
+
+fn run_seconds(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if seconds > 0.0 && seconds <= MAX_RUN_SECONDS {
+        Ok(seconds)
+    } else {
+        Err(format!(
+            "`{text}`: a run lasts more than 0 and at most {MAX_RUN_SECONDS} seconds"
+        ))
+    }
+}
+
+fn records_per_second(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of records per second"))?;
+    if rate.is_finite() && !(0.0..MIN_RECORDS_PER_SECOND).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!(
+            "`{text}`: a rate is at least {MIN_RECORDS_PER_SECOND} records/s, or -1 for no limit"
+        ))
+    }
 }
 
 /// `--throughput` shared out over `--producers`, if it is a rate at all.
@@ -1303,6 +1338,19 @@ fn wait_for_consumers(shared: &Shared, count: usize, timeout: Duration) -> anyho
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duration_or_rate_that_pacing_cannot_represent_is_refused() {
+        assert_eq!(run_seconds("2.5"), Ok(2.5));
+        for bad in ["0", "-3", "NaN", "inf", "1e30", "ten"] {
+            assert!(run_seconds(bad).is_err(), "--duration {bad}");
+        }
+        assert_eq!(records_per_second("50000"), Ok(50_000.0));
+        assert_eq!(records_per_second("-1"), Ok(-1.0));
+        for bad in ["0", "1e-300", "NaN", "inf", "-inf", "fast"] {
+            assert!(records_per_second(bad).is_err(), "--throughput {bad}");
+        }
+    }
 
     #[test]
     fn a_stamp_gives_the_wait_and_a_stamp_from_the_future_is_refused() {
