@@ -301,7 +301,7 @@ fn records_per_second(text: &str) -> Result<f64, String> {
 /// `--throughput` shared out over `--producers`, if it is a rate at all.
 fn rate_per_producer(opts: &ProducerOptions) -> Option<f64> {
     opts.throughput
-        .filter(|r| r.is_finite() && *r > 0.0)
+        .filter(|r| *r > 0.0)
         .map(|r| r / opts.producers as f64)
 }
 
@@ -429,11 +429,9 @@ fn share(total: Option<u64>, index: usize, workers: usize) -> Option<u64> {
     })
 }
 
-fn deadline(common: &Common) -> Option<Instant> {
-    common
-        .duration
-        .filter(|d| d.is_finite() && *d > 0.0)
-        .map(|d| Instant::now() + Duration::from_secs_f64(d))
+/// When a run of `duration` seconds (checked by [`run_seconds`]) started now ends.
+fn deadline(duration: Option<f64>) -> Option<Instant> {
+    duration.map(|d| Instant::now() + Duration::from_secs_f64(d))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1132,7 +1130,7 @@ fn produce(b: ProduceBench) -> anyhow::Result<()> {
             common,
             &b.producer,
             records,
-            deadline(common),
+            deadline(common.duration),
             false,
             &shared,
         )?,
@@ -1140,7 +1138,7 @@ fn produce(b: ProduceBench) -> anyhow::Result<()> {
             common,
             &b.producer,
             records,
-            deadline(common),
+            deadline(common.duration),
             false,
             &shared,
         )?,
@@ -1178,7 +1176,7 @@ fn consume(b: ConsumeBench) -> anyhow::Result<()> {
     let mut progress = Progress::new(common.records);
     let started = Instant::now();
     let until_caught_up = common.records.is_none();
-    let (records, end) = (common.records, deadline(common));
+    let (records, end) = (common.records, deadline(common.duration));
     let handles = match b.client {
         BenchClient::Rdkafka => spawn_consumers(
             common,
@@ -1246,7 +1244,7 @@ fn e2e(b: E2eBench) -> anyhow::Result<()> {
     };
     let mut progress = Progress::new(records);
     let started = Instant::now();
-    let end = duration.map(|d| Instant::now() + Duration::from_secs_f64(d.max(0.0)));
+    let end = deadline(duration);
     let producers = match b.client {
         BenchClient::Rdkafka => spawn_producers(common, &opts, records, end, true, &shared)?,
         BenchClient::Wire => spawn_wire_producers(common, &opts, records, end, true, &shared)?,
