@@ -217,14 +217,10 @@ async fn write_outgoing(
             Part::File(range) => {
                 writer.flush().await?;
                 let stream = writer.get_ref().as_ref();
-                // Behind the page-cache tail the read-ahead and the hand-back allocate and free
-                // page-cache pages, a few hundred µs each here: on a blocking thread they overlap
-                // the sendfile instead of adding to each fetch's round trip.
-                if range.beyond_tail {
-                    let ahead = range.clone();
-                    tokio::task::spawn_blocking(move || ahead.prefetch());
-                }
                 send_file(stream, &range.file, range.position, range.length as usize).await?;
+                // Behind the page-cache tail the hand-back frees page-cache pages, a few
+                // hundred µs here: on a blocking thread it overlaps the next fetch instead of
+                // adding to its round trip.
                 if range.beyond_tail {
                     let sent = range.clone();
                     tokio::task::spawn_blocking(move || sent.hand_back());

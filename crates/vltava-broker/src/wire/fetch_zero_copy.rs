@@ -254,6 +254,7 @@ mod tests {
                             position,
                             length,
                             beyond_tail: false,
+                            ends_segment: false,
                         }),
                     }).collect(),
                 }).collect(),

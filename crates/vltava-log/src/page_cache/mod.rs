@@ -1,8 +1,8 @@
 //! Keeps a partition's share of the page cache to its tail (`log.page.cache.tail.bytes`).
 //!
 //! After an fsync, the bytes further than the tail behind the log end are handed back to the
-//! kernel (`POSIX_FADV_DONTNEED`), and a fetch of bytes already handed back (read from disk)
-//! hands them back again once sent. Unflushed bytes (acks=1 with no flush policy) are written
+//! kernel (`POSIX_FADV_DONTNEED`), and a catch-up read of bytes already handed back (read from
+//! disk) hands them back again a few MiB behind the reader (`FileRange::hand_back`). Unflushed bytes (acks=1 with no flush policy) are written
 //! back a MiB at a time as they arrive ([`writeback`]) and handed back the same way once behind
 //! the tail, so they neither grow the page cache nor reach the disk in the kernel's bursts.
 //!
@@ -23,14 +23,17 @@ use std::num::NonZeroU64;
 /// commonly set to the same).
 pub(crate) const WRITEBACK_CHUNK: u64 = 1 << 20;
 
-/// How far behind the end writeback stays, and the boundary its ranges end on: ext4's largest
-/// page-cache folio, so no folio being written is still being appended to.
-pub(crate) const WRITEBACK_LAG: u64 = 2 << 20;
+/// ext4's largest page-cache folio. The kernel drops only folios that lie wholly inside a
+/// hand-back range.
+pub(crate) const LARGEST_FOLIO: u64 = 2 << 20;
 
-/// How far before the mark a hand-back starts again. The kernel drops only page-cache folios
-/// (up to 2 MiB on ext4 with large folios) that lie wholly inside the range, so the folio a
-/// range ended in stays; starting the next range this far back lets it go then.
-const REACH_BACK: u64 = 2 << 20;
+/// How far behind the end writeback stays, and the boundary its ranges end on: one folio, so no
+/// folio being written is still being appended to.
+pub(crate) const WRITEBACK_LAG: u64 = LARGEST_FOLIO;
+
+/// How far before the mark a hand-back starts again: the folio a range ended in stays, and
+/// starting the next range this far back lets it go then.
+const REACH_BACK: u64 = LARGEST_FOLIO;
 
 /// How far the hand-back has got: everything in segments below `base`, and in segment `base`
 /// below `position`, was handed back (or left to the kernel). Only moves forward.
@@ -102,14 +105,6 @@ pub fn hand_back(file: &File, from: u64, to: Option<u64>) {
         Some(_) => return,
     };
     let _ = rustix::fs::fadvise(file, from, len, rustix::fs::Advice::DontNeed);
-}
-
-/// Starts reading `file` from `from` up to `to` into the page cache without waiting for it.
-/// Advice only, as [`hand_back`].
-pub fn read_ahead(file: &File, from: u64, to: u64) {
-    if let Some(len) = NonZeroU64::new(to.saturating_sub(from)) {
-        let _ = rustix::fs::fadvise(file, from, Some(len), rustix::fs::Advice::WillNeed);
-    }
 }
 
 #[cfg(test)]
