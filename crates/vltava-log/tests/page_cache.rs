@@ -7,8 +7,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{as_stored, open, read_all, segment_files};
-use vltava_log::batch::{build_test_batch, BatchHeader};
+use common::{as_stored, open, read_all, segment_files, whole_batches};
+use vltava_log::batch::build_test_batch;
 use vltava_log::{Log, LogConfig};
 
 const MIB: u64 = 1 << 20;
@@ -141,14 +141,9 @@ fn a_catch_up_read_behind_the_tail_hands_back_what_it_has_sent() {
             cached_near_end = Some(resident_in(&segments[0]));
         }
         past_the_sealed_end |= range.ends_segment;
-        let mut position = 0;
-        while let Some(header) = BatchHeader::parse(&bytes[position..]) {
-            if position + header.size() > bytes.len() {
-                break;
-            }
-            read.push(bytes[position..position + header.size()].to_vec());
-            position += header.size();
+        for (header, batch) in whole_batches(&bytes) {
             offset = header.next_offset();
+            read.push(batch);
         }
     }
     assert!(

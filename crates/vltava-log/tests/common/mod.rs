@@ -42,15 +42,24 @@ pub fn read_all(log: &Log, from: i64) -> Vec<(BatchHeader, Vec<u8>)> {
         let info = log.read(offset, 1 << 20, i64::MAX, true).expect("read");
         let Some(range) = info.range else { break };
         let bytes = range.read_to_vec().expect("bytes");
-        let mut position = 0;
-        while let Some(header) = BatchHeader::parse(&bytes[position..]) {
-            if position + header.size() > bytes.len() {
-                break;
-            }
-            out.push((header, bytes[position..position + header.size()].to_vec()));
-            position += header.size();
+        for (header, batch) in whole_batches(&bytes) {
             offset = header.next_offset();
+            out.push((header, batch));
         }
+    }
+    out
+}
+
+/// The whole batches at the start of a fetched range (its last one may be cut short).
+pub fn whole_batches(bytes: &[u8]) -> Vec<(BatchHeader, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut position = 0;
+    while let Some(header) = BatchHeader::parse(&bytes[position..]) {
+        if position + header.size() > bytes.len() {
+            break;
+        }
+        out.push((header, bytes[position..position + header.size()].to_vec()));
+        position += header.size();
     }
     out
 }
