@@ -183,11 +183,18 @@ async fn write_replies(
     while let Some(queued) = pending.recv().await {
         let outgoing = match queued.reply {
             Reply::Now(outgoing) => Some(outgoing),
-            Reply::Later(handle) => Some(
-                handle
-                    .await
-                    .map_err(|e| ConnectionError::Io(io::Error::other(e)))??,
-            ),
+            Reply::Later(handle) => {
+                // The answers before this one go now: held back until it is ready (an fsync,
+                // a long poll) they would wait for a request that came after them.
+                if !handle.is_finished() {
+                    writer.flush().await?;
+                }
+                Some(
+                    handle
+                        .await
+                        .map_err(|e| ConnectionError::Io(io::Error::other(e)))??,
+                )
+            }
             Reply::Nothing => None,
         };
         // Latency as the client sees it: including an acks=all fsync or a long poll, and the
@@ -197,7 +204,7 @@ async fn write_replies(
             continue;
         };
         write_outgoing(&mut writer, &outgoing).await?;
-        // Coalesce pipelined responses into one write; flush when nothing else is ready.
+        // Coalesce pipelined responses into one write; flush when nothing else is queued.
         if pending.is_empty() {
             writer.flush().await?;
         }

@@ -250,6 +250,28 @@ async fn pipelined_requests_are_answered_in_order() {
 }
 
 #[tokio::test]
+async fn an_answer_goes_out_while_a_later_request_still_waits() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "held", 1).await;
+    // ApiVersions, then a fetch that long-polls the empty partition for a minute: the first
+    // answer must not wait in the broker for the second (read_frame gives up after 20 s).
+    let (first, versions) = client.frame(2, &ApiVersionsRequest::default());
+    let (poll, fetch) = client.frame(12, &fetch_request("held", 0, 60_000));
+    client.send_raw(&[versions, fetch].concat()).await;
+    let frame = client.read_frame().await.unwrap();
+    assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()), first);
+    // A record ends the poll.
+    let mut producer = broker.client().await;
+    let r = producer
+        .call(9, &produce_request("held", 1, batch(0, &["x"])))
+        .await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    let frame = client.read_frame().await.unwrap();
+    assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()), poll);
+}
+
+#[tokio::test]
 async fn produce_errors_use_kafka_codes() {
     let broker =
         TestBroker::start_with(&["auto.create.topics.enable=false", "message.max.bytes=200"]).await;
