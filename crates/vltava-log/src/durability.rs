@@ -58,15 +58,22 @@ impl GroupCommit {
     }
 
     /// Blocks until everything below `up_to` is durable. `sync` makes the log durable up to the
-    /// offset it returns (at least the end of the log when it starts).
-    pub fn wait_durable(&self, up_to: i64, sync: &dyn Fn() -> Result<i64>) -> Result<Durable> {
+    /// offset it returns (at least the end of the log when it starts), with what is left to do
+    /// once the callers it covered are told: that comes back to whichever caller ran it, after
+    /// they were woken, so the next fsync does not wait for it.
+    pub fn wait_durable<T>(
+        &self,
+        up_to: i64,
+        sync: &dyn Fn() -> Result<(i64, T)>,
+    ) -> Result<(Durable, Option<T>)> {
         let mut state = self.lock();
+        let mut left = None;
         loop {
             if state.poisoned {
-                return Ok(Durable::Poisoned);
+                return Ok((Durable::Poisoned, left));
             }
             if state.durable_offset >= up_to {
-                return Ok(Durable::Yes);
+                return Ok((Durable::Yes, left));
             }
             if state.syncing {
                 state = self.finished.wait(state).unwrap_or_else(|p| p.into_inner());
@@ -78,7 +85,10 @@ impl GroupCommit {
             state = self.lock();
             state.syncing = false;
             match outcome {
-                Ok(offset) => state.durable_offset = state.durable_offset.max(offset),
+                Ok((offset, after)) => {
+                    state.durable_offset = state.durable_offset.max(offset);
+                    left = Some(after);
+                }
                 Err(e) => {
                     state.poisoned = true;
                     self.finished.notify_all();
@@ -115,10 +125,10 @@ mod tests {
                             syncs.fetch_add(1, Ordering::SeqCst);
                             let target = end.load(Ordering::SeqCst);
                             std::thread::sleep(std::time::Duration::from_micros(200));
-                            Ok(target)
+                            Ok((target, ()))
                         };
                         assert_eq!(
-                            commit.wait_durable(mine, &sync).expect("sync"),
+                            commit.wait_durable(mine, &sync).expect("sync").0,
                             Durable::Yes
                         );
                         assert!(commit.durable_offset() >= mine);
@@ -145,10 +155,10 @@ mod tests {
                 std::io::Error::other("EIO"),
             ))
         };
-        assert!(commit.wait_durable(1, &fail).is_err());
-        let ok = || Ok(10);
+        assert!(commit.wait_durable::<()>(1, &fail).is_err());
+        let ok = || Ok((10, ()));
         assert_eq!(
-            commit.wait_durable(1, &ok).expect("no error"),
+            commit.wait_durable(1, &ok).expect("no error").0,
             Durable::Poisoned
         );
     }

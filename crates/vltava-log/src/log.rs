@@ -189,10 +189,13 @@ impl LogState {
 /// A segment file's bytes to hand back: from, and up to (`None`: its end).
 type FileRelease = (Arc<File>, u64, Option<u64>);
 
+/// Segment bytes to hand back, and the mark once they are.
+type ReleasePlan = (Vec<FileRelease>, Released);
+
 /// Appended bytes to start writing back, and what to hand back then; run outside the lock.
 struct Writeback {
     ranges: Vec<(Arc<File>, u64, u64)>,
-    release: Option<(Vec<FileRelease>, Released)>,
+    release: Option<ReleasePlan>,
 }
 
 impl Writeback {
@@ -660,7 +663,13 @@ impl Log {
     /// fsync). Blocks; call from a thread that may block.
     pub fn flush(&self, up_to: i64) -> Result<()> {
         let sync = || self.sync_unflushed();
-        match self.commit.wait_durable(up_to, &sync)? {
+        let (durable, left) = self.commit.wait_durable(up_to, &sync)?;
+        // The fsync this caller ran made those bytes clean: the kernel may drop them now, and
+        // the callers it covered were answered before.
+        if let Some(Some(release)) = left {
+            self.release(release);
+        }
+        match durable {
             Durable::Yes => Ok(()),
             Durable::Poisoned => Err(LogError::Offline {
                 path: self.dir.clone(),
@@ -692,8 +701,9 @@ impl Log {
     }
 
     /// One fsync round: the directory if segments came or went, then every segment that may
-    /// hold unflushed bytes. Returns the offset it covered.
-    fn sync_unflushed(&self) -> Result<i64> {
+    /// hold unflushed bytes. Returns the offset it covered, and what is clean now and beyond the
+    /// page-cache tail.
+    fn sync_unflushed(&self) -> Result<(i64, Option<ReleasePlan>)> {
         let durable = self.commit.durable_offset();
         let (target, files, dir_dirty, release) = {
             let mut state = self.lock();
@@ -723,16 +733,14 @@ impl Log {
         }
         // One fsync round (group commit), whatever it covered; the binary exports it.
         metrics::histogram!("vltava_log_fsync_seconds").record(started.elapsed().as_secs_f64());
-        // Only now are those bytes clean, so the kernel can drop them.
-        if let Some(release) = release {
-            self.release(release);
-        }
-        Ok(target)
+        // Only now are those bytes clean, so the kernel can drop them: the caller does, once
+        // the waiters are told.
+        Ok((target, release))
     }
 
     /// Hands `ranges` back once their bytes are on disk (the kernel keeps dirty pages whatever
     /// it is told), then moves the mark.
-    fn release(&self, (ranges, mark): (Vec<FileRelease>, Released)) {
+    fn release(&self, (ranges, mark): ReleasePlan) {
         for (file, from, to) in ranges {
             page_cache::writeback::wait(&file, from, to);
             page_cache::hand_back(&file, from, to);
@@ -767,7 +775,7 @@ impl Log {
 
     /// What to let go of: the bytes further than the page-cache tail behind the end (flushed by
     /// the fsync about to run, or written back), and the mark after them.
-    fn plan_release(&self, state: &LogState) -> Result<Option<(Vec<FileRelease>, Released)>> {
+    fn plan_release(&self, state: &LogState) -> Result<Option<ReleasePlan>> {
         let Some(tail) = state.config.page_cache_tail_bytes else {
             return Ok(None);
         };
