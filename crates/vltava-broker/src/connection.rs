@@ -9,6 +9,12 @@
 //! most [`MAX_IN_FLIGHT`] per connection, and a writer task sends them in order. A full queue stops
 //! the reader: back-pressure on a client that pipelines faster than we answer.
 //!
+//! While a handler runs, the bytes of the next request are read into the buffer (up to one
+//! frame of at most [`WHOLE_FRAME`]): a producer's next 1 MB batch crosses from the socket while
+//! the one before is appended, instead of after it, so one connection's produce rate is no
+//! longer bound by the sum of the two. The next request is still handled only once this one
+//! is done.
+//!
 //! With `queued.max.request.bytes` set, every request holds its size in a budget shared by all
 //! connections from the moment its frame size is known until its handler is done with its bytes
 //! (as Kafka's memory pool does); an empty budget stops reading on every connection, so request
@@ -92,12 +98,13 @@ pub async fn serve(
     let max = broker.config.socket.request_max_bytes;
     let idle = broker.config.socket.connections_max_idle;
     let mut buf = BytesMut::with_capacity(4096);
+    let mut end = StreamEnd::Open;
 
     let result = loop {
         // connections.max.idle.ms: a connection that completes no request for that long is
         // closed (this also bounds how long a slow sender can hold a half-sent frame).
         let frame = tokio::select! {
-            frame = tokio::time::timeout(idle, read_frame(&mut reader, &mut buf, max, budget.as_ref())) => match frame {
+            frame = tokio::time::timeout(idle, read_frame(&mut reader, &mut buf, &mut end, max, budget.as_ref())) => match frame {
                 Ok(frame) => frame,
                 Err(_) => break Err(ConnectionError::Idle(idle)),
             },
@@ -113,7 +120,14 @@ pub async fn serve(
             Err(e) => break Err(e.into()),
         };
         let (api_key, started) = (header.api_key, std::time::Instant::now());
-        let reply = match handlers::dispatch(&broker, header, frame).await {
+        let handling = handlers::dispatch(&broker, header, frame);
+        // Reading ahead holds bytes no budget has counted, so only without a budget.
+        let reply = if budget.is_none() {
+            read_ahead_while(handling, &mut reader, &mut buf, &mut end, max).await
+        } else {
+            handling.await
+        };
+        let reply = match reply {
             Ok(reply) => reply,
             Err(e) => break Err(e),
         };
@@ -136,11 +150,21 @@ pub async fn serve(
     result.and(written)
 }
 
+/// Whether the client's side of the stream is still open, as far as reading has got.
+enum StreamEnd {
+    Open,
+    /// The client closed its side; what is buffered is all there is.
+    Closed,
+    /// Reading ahead failed; the error ends the connection once the buffer is used up.
+    Failed(io::Error),
+}
+
 /// Reads one frame body (header + request), or `None` on a clean end of stream between frames.
 /// With a budget, the frame's size is reserved before its body is read.
 async fn read_frame(
     reader: &mut OwnedReadHalf,
     buf: &mut BytesMut,
+    end: &mut StreamEnd,
     max: usize,
     budget: Option<&RequestBudget>,
 ) -> Result<Option<(Bytes, Option<OwnedSemaphorePermit>)>, ConnectionError> {
@@ -152,25 +176,76 @@ async fn read_frame(
         {
             held = budget.reserve(*size).await;
         }
-        match status {
-            FrameStatus::Complete(size) => {
-                let mut frame = buf.split_to(4 + size);
-                let _ = frame.split_to(4);
-                return Ok(Some((frame.freeze(), held)));
-            }
-            FrameStatus::NeedBody(size) if size <= WHOLE_FRAME => buf.reserve(4 + size - buf.len()),
-            // The size was checked against socket.request.max.bytes, but a larger frame's
-            // buffer grows only as bytes arrive: a client that declares 100 MiB and sends a
-            // trickle holds what it sent, not what it promised.
-            FrameStatus::NeedBody(size) => buf.reserve((4 + size - buf.len()).min(READ_CHUNK)),
-            FrameStatus::NeedSize => buf.reserve(4096),
+        if let FrameStatus::Complete(size) = status {
+            let mut frame = buf.split_to(4 + size);
+            let _ = frame.split_to(4);
+            return Ok(Some((frame.freeze(), held)));
         }
+        match std::mem::replace(end, StreamEnd::Closed) {
+            StreamEnd::Open => *end = StreamEnd::Open,
+            StreamEnd::Closed => return ended(buf),
+            StreamEnd::Failed(e) => return Err(e.into()),
+        }
+        make_room(buf, status);
         if reader.read_buf(buf).await? == 0 {
-            return if buf.is_empty() {
-                Ok(None)
-            } else {
-                Err(io::Error::from(io::ErrorKind::UnexpectedEof).into())
-            };
+            *end = StreamEnd::Closed;
+            return ended(buf);
+        }
+    }
+}
+
+/// The end of the stream: clean between frames, an error inside one.
+fn ended<T>(buf: &BytesMut) -> Result<Option<T>, ConnectionError> {
+    if buf.is_empty() {
+        Ok(None)
+    } else {
+        Err(io::Error::from(io::ErrorKind::UnexpectedEof).into())
+    }
+}
+
+/// Grows `buf` for the rest of the frame it holds the start of.
+fn make_room(buf: &mut BytesMut, status: FrameStatus) {
+    match status {
+        FrameStatus::Complete(_) => {}
+        FrameStatus::NeedBody(size) if size <= WHOLE_FRAME => buf.reserve(4 + size - buf.len()),
+        // The size was checked against socket.request.max.bytes, but a larger frame's
+        // buffer grows only as bytes arrive: a client that declares 100 MiB and sends a
+        // trickle holds what it sent, not what it promised.
+        FrameStatus::NeedBody(size) => buf.reserve((4 + size - buf.len()).min(READ_CHUNK)),
+        FrameStatus::NeedSize => buf.reserve(4096),
+    }
+}
+
+/// Runs `handling` to its end while reading the next frame into `buf`, as long as that frame
+/// is incomplete and no larger than [`WHOLE_FRAME`]; an end of stream or a read error is kept
+/// in `end` for [`read_frame`] to report after the frames before it.
+async fn read_ahead_while<F: std::future::Future>(
+    handling: F,
+    reader: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    end: &mut StreamEnd,
+    max: usize,
+) -> F::Output {
+    tokio::pin!(handling);
+    loop {
+        let status = match (&end, check_frame(buf, max)) {
+            (StreamEnd::Open, Ok(FrameStatus::NeedSize)) => FrameStatus::NeedSize,
+            (StreamEnd::Open, Ok(FrameStatus::NeedBody(size))) if size <= WHOLE_FRAME => {
+                FrameStatus::NeedBody(size)
+            }
+            // A whole frame waits, the stream ended, a larger frame is left to read_frame (its
+            // buffer grows only as it arrives), or the size is invalid (read_frame says so).
+            _ => return handling.await,
+        };
+        make_room(buf, status);
+        tokio::select! {
+            biased;
+            output = &mut handling => return output,
+            read = reader.read_buf(buf) => match read {
+                Ok(0) => *end = StreamEnd::Closed,
+                Ok(_) => {}
+                Err(e) => *end = StreamEnd::Failed(e),
+            },
         }
     }
 }
@@ -265,4 +340,73 @@ async fn send_file(
         length -= sent;
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        [&(body.len() as i32).to_be_bytes()[..], body].concat()
+    }
+
+    /// What the broker's side holds after a handler ran for half a second while the client sent
+    /// `sent` (and, with `close`, closed its side), and what `read_frame` then gives.
+    async fn read_ahead(
+        sent: Vec<u8>,
+        close: bool,
+    ) -> (BytesMut, Vec<Result<Option<Bytes>, String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (mut reader, _writer) = server.into_split();
+        let (mut buf, mut end) = (BytesMut::new(), StreamEnd::Open);
+        let handling = tokio::time::sleep(std::time::Duration::from_millis(500));
+        let sending = async {
+            client.write_all(&sent).await.unwrap();
+            if close {
+                client.shutdown().await.unwrap();
+            }
+        };
+        tokio::join!(
+            read_ahead_while(handling, &mut reader, &mut buf, &mut end, 1 << 20),
+            sending
+        );
+        let ahead = buf.clone();
+        let mut got = Vec::new();
+        while close || got.is_empty() {
+            let next = read_frame(&mut reader, &mut buf, &mut end, 1 << 20, None).await;
+            let more = matches!(next, Ok(Some(_)));
+            got.push(
+                next.map(|f| f.map(|(body, _)| body))
+                    .map_err(|e| e.to_string()),
+            );
+            if !more {
+                break;
+            }
+        }
+        (ahead, got)
+    }
+
+    #[tokio::test]
+    async fn the_next_frame_crosses_while_a_request_is_handled() {
+        let next = frame(b"next");
+        let (ahead, got) = read_ahead(next.clone(), false).await;
+        assert_eq!(&ahead[..], &next[..]);
+        assert_eq!(got, vec![Ok(Some(Bytes::from_static(b"next")))]);
+    }
+
+    #[tokio::test]
+    async fn an_end_of_stream_met_ahead_ends_cleanly_between_frames_and_as_an_error_inside_one() {
+        let (_, got) = read_ahead(Vec::new(), true).await;
+        assert_eq!(got, vec![Ok(None)]);
+        let (ahead, got) = read_ahead(frame(b"cut off")[..6].to_vec(), true).await;
+        assert_eq!(ahead.len(), 6);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].is_err(), "{got:?}");
+    }
 }

@@ -272,6 +272,35 @@ async fn an_answer_goes_out_while_a_later_request_still_waits() {
 }
 
 #[tokio::test]
+async fn requests_sent_before_the_client_closes_its_side_are_all_answered() {
+    let broker = TestBroker::start().await;
+    let mut setup = broker.client().await;
+    create_topic(&mut setup, "last", 1).await;
+    // The next requests reach the broker while the produce is appended; the end of the stream
+    // right behind them comes with them.
+    for tail in [&b""[..], &[0, 0, 0, 40, 0, 18][..]] {
+        let mut client = broker.client().await;
+        let (produced, produce) =
+            client.frame(9, &produce_request("last", 1, batch(0, &["a", "b"])));
+        let mut sent = produce.to_vec();
+        let mut ids = vec![produced];
+        for _ in 0..2 {
+            let (id, frame) = client.frame(2, &ApiVersionsRequest::default());
+            ids.push(id);
+            sent.extend_from_slice(&frame);
+        }
+        sent.extend_from_slice(tail); // nothing, or the start of a frame that never ends
+        client.send_raw(&sent).await;
+        client.close_sending().await;
+        for id in ids {
+            let frame = client.read_frame().await.expect("an answer");
+            assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()), id);
+        }
+        assert!(client.is_closed().await, "connection left open");
+    }
+}
+
+#[tokio::test]
 async fn produce_errors_use_kafka_codes() {
     let broker =
         TestBroker::start_with(&["auto.create.topics.enable=false", "message.max.bytes=200"]).await;

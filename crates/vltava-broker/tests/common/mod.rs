@@ -117,6 +117,11 @@ impl Client {
         self.stream.write_all(bytes).await.unwrap();
     }
 
+    /// Closes the sending side: the broker reads an end of stream after what was sent.
+    pub async fn close_sending(&mut self) {
+        self.stream.shutdown().await.unwrap();
+    }
+
     /// Reads one response frame (without the size); None if the broker closed the connection.
     pub async fn read_frame(&mut self) -> Option<Bytes> {
         let size = tokio::time::timeout(Duration::from_secs(20), self.stream.read_i32())
