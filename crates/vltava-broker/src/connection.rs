@@ -275,11 +275,11 @@ async fn write_replies(
         // Latency as the client sees it: including an acks=all fsync or a long poll, and the
         // wait behind earlier answers on this connection.
         crate::metrics::request(queued.api_key, queued.started.elapsed());
-        let Some(outgoing) = outgoing else {
-            continue;
-        };
-        write_outgoing(&mut writer, &outgoing).await?;
-        // Coalesce pipelined responses into one write; flush when nothing else is queued.
+        if let Some(outgoing) = outgoing {
+            write_outgoing(&mut writer, &outgoing).await?;
+        }
+        // Coalesce pipelined responses into one write; flush when nothing else is queued (also
+        // after a request with no answer: one written before it may still be buffered).
         if pending.is_empty() {
             writer.flush().await?;
         }
