@@ -352,33 +352,57 @@ mod tests {
         [&(body.len() as i32).to_be_bytes()[..], body].concat()
     }
 
-    /// What the broker's side holds after a handler ran for half a second while the client sent
-    /// `sent` (and, with `close`, closed its side), and what `read_frame` then gives.
+    /// How the client ends after sending.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Close {
+        No,
+        Cleanly,
+        Reset,
+    }
+
+    /// What the broker's side holds, and how its stream stands, after a handler ran for half a
+    /// second while the client sent `sent` and ended as `close` says; then what `read_frame`
+    /// gives, frame by frame.
     async fn read_ahead(
         sent: Vec<u8>,
-        close: bool,
-    ) -> (BytesMut, Vec<Result<Option<Bytes>, String>>) {
+        close: Close,
+    ) -> (BytesMut, &'static str, Vec<Result<Option<Bytes>, String>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+        let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (server, _) = listener.accept().await.unwrap();
         let (mut reader, _writer) = server.into_split();
         let (mut buf, mut end) = (BytesMut::new(), StreamEnd::Open);
         let handling = tokio::time::sleep(std::time::Duration::from_millis(500));
-        let sending = async {
+        let sending = async move {
+            let mut client = client;
             client.write_all(&sent).await.unwrap();
-            if close {
-                client.shutdown().await.unwrap();
+            match close {
+                Close::No => Some(client),
+                Close::Cleanly => {
+                    client.shutdown().await.unwrap();
+                    Some(client)
+                }
+                // Closing with a zero linger resets the connection.
+                Close::Reset => {
+                    client.set_zero_linger().unwrap();
+                    None
+                }
             }
         };
-        tokio::join!(
+        let (_, _client) = tokio::join!(
             read_ahead_while(handling, &mut reader, &mut buf, &mut end, 1 << 20),
             sending
         );
         let ahead = buf.clone();
+        let state = match end {
+            StreamEnd::Open => "open",
+            StreamEnd::Closed => "closed",
+            StreamEnd::Failed(_) => "failed",
+        };
         let mut got = Vec::new();
-        while close || got.is_empty() {
+        while close != Close::No || got.is_empty() {
             let next = read_frame(&mut reader, &mut buf, &mut end, 1 << 20, None).await;
             let more = matches!(next, Ok(Some(_)));
             got.push(
@@ -389,24 +413,30 @@ mod tests {
                 break;
             }
         }
-        (ahead, got)
+        (ahead, state, got)
     }
 
     #[tokio::test]
     async fn the_next_frame_crosses_while_a_request_is_handled() {
         let next = frame(b"next");
-        let (ahead, got) = read_ahead(next.clone(), false).await;
-        assert_eq!(&ahead[..], &next[..]);
+        let (ahead, end, got) = read_ahead(next.clone(), Close::No).await;
+        assert_eq!((&ahead[..], end), (&next[..], "open"));
         assert_eq!(got, vec![Ok(Some(Bytes::from_static(b"next")))]);
     }
 
     #[tokio::test]
     async fn an_end_of_stream_met_ahead_ends_cleanly_between_frames_and_as_an_error_inside_one() {
-        let (_, got) = read_ahead(Vec::new(), true).await;
-        assert_eq!(got, vec![Ok(None)]);
-        let (ahead, got) = read_ahead(frame(b"cut off")[..6].to_vec(), true).await;
-        assert_eq!(ahead.len(), 6);
-        assert_eq!(got.len(), 1);
+        let (_, end, got) = read_ahead(Vec::new(), Close::Cleanly).await;
+        assert_eq!((end, got), ("closed", vec![Ok(None)]));
+        let (ahead, end, got) = read_ahead(frame(b"cut off")[..6].to_vec(), Close::Cleanly).await;
+        assert_eq!((ahead.len(), end, got.len()), (6, "closed", 1));
+        assert!(got[0].is_err(), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn a_reset_met_ahead_is_the_next_read_s_error() {
+        let (_, end, got) = read_ahead(Vec::new(), Close::Reset).await;
+        assert_eq!((end, got.len()), ("failed", 1));
         assert!(got[0].is_err(), "{got:?}");
     }
 }

@@ -276,8 +276,7 @@ async fn requests_sent_before_the_client_closes_its_side_are_all_answered() {
     let broker = TestBroker::start().await;
     let mut setup = broker.client().await;
     create_topic(&mut setup, "last", 1).await;
-    // The next requests reach the broker while the produce is appended; the end of the stream
-    // right behind them comes with them.
+    // Whole requests, then the end of the stream (or half a request and the end).
     for tail in [&b""[..], &[0, 0, 0, 40, 0, 18][..]] {
         let mut client = broker.client().await;
         let (produced, produce) =
