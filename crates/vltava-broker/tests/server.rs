@@ -19,6 +19,11 @@ fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
+/// The correlation id an answer frame starts with.
+fn correlation_id(frame: &[u8]) -> i32 {
+    i32::from_be_bytes(frame[..4].try_into().unwrap())
+}
+
 async fn create_topic(client: &mut Client, topic: &str, partitions: i32) {
     let request = CreateTopicsRequest::default()
         .with_topics(vec![CreatableTopic::default()
@@ -244,7 +249,7 @@ async fn pipelined_requests_are_answered_in_order() {
     let mut got = Vec::new();
     for _ in 0..ids.len() {
         let frame = client.read_frame().await.unwrap();
-        got.push(i32::from_be_bytes(frame[..4].try_into().unwrap()));
+        got.push(correlation_id(&frame));
     }
     assert_eq!(got, ids);
 }
@@ -260,7 +265,7 @@ async fn an_answer_goes_out_while_a_later_request_still_waits() {
     let (poll, fetch) = client.frame(12, &fetch_request("held", 0, 60_000));
     client.send_raw(&[versions, fetch].concat()).await;
     let frame = client.read_frame().await.unwrap();
-    assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()), first);
+    assert_eq!(correlation_id(&frame), first);
     // A record ends the poll.
     let mut producer = broker.client().await;
     let r = producer
@@ -268,7 +273,7 @@ async fn an_answer_goes_out_while_a_later_request_still_waits() {
         .await;
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
     let frame = client.read_frame().await.unwrap();
-    assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()), poll);
+    assert_eq!(correlation_id(&frame), poll);
 }
 
 #[tokio::test]
@@ -293,7 +298,7 @@ async fn requests_sent_before_the_client_closes_its_side_are_all_answered() {
         client.close_sending().await;
         for id in ids {
             let frame = client.read_frame().await.expect("an answer");
-            assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()), id);
+            assert_eq!(correlation_id(&frame), id);
         }
         assert!(client.is_closed().await, "connection left open");
     }
