@@ -245,16 +245,13 @@ pub async fn handle(
         },
         -1 if !to_flush.is_empty() => {
             let ctx = ctx.clone();
-            Ok(Reply::Later(tokio::spawn(async move {
-                let flushed = blocking(move || {
-                    to_flush
-                        .into_iter()
-                        .map(|(topic, index, partition, up_to)| {
-                            (topic, index, partition.log.flush(up_to))
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .await?;
+            Ok(Reply::Later(tokio::task::spawn_blocking(move || {
+                let flushed = to_flush
+                    .into_iter()
+                    .map(|(topic, index, partition, up_to)| {
+                        (topic, index, partition.log.flush(up_to))
+                    })
+                    .collect::<Vec<_>>();
                 for (topic, index, result) in flushed {
                     if let Err(e) = result {
                         tracing::error!("fsync failed, partition log offline: {e}");
