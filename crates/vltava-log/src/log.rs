@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::batch::{self, BatchHeader};
@@ -221,8 +221,6 @@ pub struct Log {
     log_start_offset: AtomicI64,
     /// First offset of the oldest open transaction, `i64::MAX` when none (bounds the LSO).
     first_unstable_offset: AtomicI64,
-    /// `flush.messages`, so the broker can tell without the lock whether an append may fsync.
-    flush_messages: AtomicU64,
 }
 
 impl Log {
@@ -236,7 +234,6 @@ impl Log {
         context: RecoveryContext,
     ) -> Result<Log> {
         std::fs::create_dir_all(dir).map_err(|e| LogError::io("create partition dir", dir, e))?;
-        let flush_messages = AtomicU64::new(config.flush_messages);
         let (mut state, recovery_point) =
             recovery::load(dir, &topic_partition, config, &cache, context)?;
         let trust = crate::producer_recovery::Trust {
@@ -256,7 +253,6 @@ impl Log {
             log_end_offset: AtomicI64::new(log_end),
             log_start_offset: AtomicI64::new(log_start),
             first_unstable_offset: AtomicI64::new(unstable),
-            flush_messages,
         })
     }
 
@@ -286,17 +282,7 @@ impl Log {
     }
 
     pub fn set_config(&self, config: LogConfig) {
-        let mut state = self.lock();
-        self.flush_messages
-            .store(config.flush_messages, Ordering::Release);
-        state.config = config;
-    }
-
-    /// Whether an append may run an fsync itself (a `flush.messages` policy), rather than
-    /// leave it to acks=all callers and the `flush.ms` timer: Kafka's default (`i64::MAX`)
-    /// never does.
-    pub fn append_may_fsync(&self) -> bool {
-        self.flush_messages.load(Ordering::Acquire) < i64::MAX as u64
+        self.lock().config = config;
     }
 
     fn lock(&self) -> MutexGuard<'_, LogState> {

@@ -498,15 +498,6 @@ fn flush_messages_policy_fsyncs_during_append() {
     assert_eq!(log.flushed_offset(), 0);
     log.append(&batch(1, "b", 3), 0, 0).expect("append");
     assert_eq!(log.flushed_offset(), 6);
-    // The broker appends small requests on its async threads only where no append fsyncs.
-    assert!(log.append_may_fsync());
-    for never in [u64::MAX, i64::MAX as u64] {
-        log.set_config(LogConfig {
-            flush_messages: never,
-            ..LogConfig::default()
-        });
-        assert!(!log.append_may_fsync(), "flush.messages={never}");
-    }
 }
 
 #[test]

@@ -34,11 +34,6 @@ use crate::txn::verification::{verify_produce, Verification};
 use vltava_log::record_rules::RecordError;
 use vltava_log::LogError;
 
-/// Requests up to this size are appended on the connection's own thread (unless a partition's
-/// `flush.messages` could make the append fsync): a write of a few KiB into the page cache
-/// takes microseconds, the hop to a blocking thread and back two thread wake-ups.
-const INLINE_APPEND_BYTES: usize = 64 * 1024;
-
 /// One partition of the request, resolved.
 struct Target {
     topic: usize,
@@ -165,27 +160,16 @@ pub async fn handle(
         targets = verified;
     }
 
-    // Append everything in request order: a small request here, a larger one in one blocking
-    // thread hop.
+    // Append everything on one blocking thread hop, in request order.
     let now = now_ms();
-    let bytes: usize = targets
-        .iter()
-        .map(|t| t.records.as_ref().map_or(0, Bytes::len))
-        .sum();
-    let inline =
-        bytes <= INLINE_APPEND_BYTES && !targets.iter().any(|t| t.partition.log.append_may_fsync());
-    let append_all = move || {
+    let (targets, outcomes) = blocking(move || {
         let outcomes: Vec<Result<vltava_log::AppendInfo, LogError>> = targets
             .iter()
             .map(|t| append(&t.partition, t.records.as_ref(), t.verification, now))
             .collect();
         (targets, outcomes)
-    };
-    let (targets, outcomes) = if inline {
-        append_all()
-    } else {
-        blocking(append_all).await?
-    };
+    })
+    .await?;
 
     let mut first_error = None;
     let mut to_flush = Vec::new();
