@@ -119,7 +119,6 @@ async fn run(
         .iter()
         .filter_map(|w| w.partition.as_ref().ok().cloned())
         .collect();
-    let mut waited = false;
     loop {
         // Register for wake-ups before reading, so an append between the read and the wait
         // is not missed.
@@ -130,15 +129,7 @@ async fn run(
         let wanted = plan.wanted.clone();
         let max_bytes = plan.max_bytes;
         let read_committed = plan.read_committed;
-        let read = move || read_all(&wanted, max_bytes, read_committed);
-        // After a wait the read is of what was read a moment ago and what was appended since,
-        // in memory: here, rather than two thread wake-ups for the hop to a blocking thread
-        // between an append and the answer that carries it to a tailing consumer.
-        let reads = if waited {
-            read()
-        } else {
-            blocking(read).await?
-        };
+        let reads = blocking(move || read_all(&wanted, max_bytes, read_committed)).await?;
         let bytes: i64 = reads.iter().map(|r| i64::from(r.bytes())).sum();
         let has_error = reads.iter().any(|r| r.error_code != error::NONE);
         let now = Instant::now();
@@ -158,7 +149,6 @@ async fn run(
             _ = tokio::time::timeout_at(deadline, any_append) => {}
             _ = stopping.wait_for(|stopping| *stopping) => deadline = Instant::now(),
         }
-        waited = true;
     }
 }
 
