@@ -22,6 +22,11 @@ impl LeaderEpochCache {
         self.entries.last().map(|e| e.0)
     }
 
+    /// Whether [`LeaderEpochCache::assign`] of `epoch` would change anything.
+    pub fn would_assign(&self, epoch: i32) -> bool {
+        epoch >= 0 && self.latest_epoch().is_none_or(|latest| epoch > latest)
+    }
+
     /// Records that `epoch` starts at `start_offset`; returns whether anything changed.
     /// Epochs only grow: an older or equal epoch is ignored, as in Kafka.
     pub fn assign(&mut self, epoch: i32, start_offset: i64) -> bool {

@@ -37,6 +37,9 @@ pub mod txn_verification;
 pub use config::{LogConfig, TimestampType};
 pub use dir::{LogDir, LogDirOptions};
 pub use error::LogError;
-pub use log::{AppendInfo, AppendOrigin, FileRange, Log, ReadInfo, TopicPartition};
+pub use log::{
+    AppendInfo, AppendOrigin, FileRange, Log, PendingWriteback, QuickAppend, ReadInfo,
+    TopicPartition,
+};
 pub use recovery::RecoveryContext;
 pub use txn_verification::VerificationGuard;

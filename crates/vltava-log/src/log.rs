@@ -192,7 +192,27 @@ type FileRelease = (Arc<File>, u64, Option<u64>);
 /// Segment bytes to hand back, and the mark once they are.
 type ReleasePlan = (Vec<FileRelease>, Released);
 
+/// A [`Log::try_append_in_memory`] that appended.
+#[derive(Debug)]
+pub struct QuickAppend {
+    pub info: AppendInfo,
+    /// Writeback the append started: run it with [`PendingWriteback::run`] where blocking is
+    /// fine (it waits for earlier bytes to reach the disk before handing their pages back).
+    pub writeback: Option<PendingWriteback>,
+}
+
+/// Writeback an append left to its caller.
+#[derive(Debug)]
+pub struct PendingWriteback(Writeback);
+
+impl PendingWriteback {
+    pub fn run(self, log: &Log) {
+        self.0.run(log);
+    }
+}
+
 /// Appended bytes to start writing back, and what to hand back then; run outside the lock.
+#[derive(Debug)]
 struct Writeback {
     ranges: Vec<(Arc<File>, u64, u64)>,
     release: Option<ReleasePlan>,
@@ -369,14 +389,83 @@ impl Log {
         now_ms: i64,
         verification: Option<Option<VerificationGuard>>,
     ) -> Result<AppendInfo> {
+        let appended =
+            self.append_inner(origin, batches, leader_epoch, now_ms, verification, false)?;
+        let Some((info, flush_due, writeback)) = appended else {
+            unreachable!("only a quick append declines, and this one is not");
+        };
+        if let Some(writeback) = writeback {
+            writeback.run(self);
+        }
+        if flush_due {
+            self.flush(info.last_offset + 1)?;
+        }
+        Ok(info)
+    }
+
+    /// A client's append (no KIP-890 verification) if it needs nothing slow: the log is not
+    /// held by another caller, no batch is compressed (checking one decompresses it), no
+    /// segment rolls, no new leader epoch is written down, the active segment's indexes are in
+    /// memory and no `flush.messages` policy can fsync. `None` if it would, with nothing
+    /// changed: append with [`Log::append`] on a thread that may block then. The writeback the
+    /// append starts, if any, comes back to run on such a thread.
+    pub fn try_append_in_memory(
+        &self,
+        batches: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<Option<QuickAppend>> {
+        let appended = self.append_inner(
+            AppendOrigin::Client,
+            batches,
+            leader_epoch,
+            now_ms,
+            None,
+            true,
+        )?;
+        Ok(appended.map(|(info, _, writeback)| QuickAppend {
+            info,
+            writeback: writeback.map(PendingWriteback),
+        }))
+    }
+
+    /// The append; with `quick`, `None` where [`Log::try_append_in_memory`] declines, else the
+    /// outcome, whether a flush is due, and the writeback to run outside the lock.
+    fn append_inner(
+        &self,
+        origin: AppendOrigin,
+        batches: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+        verification: Option<Option<VerificationGuard>>,
+        quick: bool,
+    ) -> Result<Option<(AppendInfo, bool, Option<Writeback>)>> {
         self.check_online()?;
         let headers = batch::validate_all(batches)?;
         if origin == AppendOrigin::Client {
             batch::check_client_rules(&headers)?;
         }
-        let (info, flush_due, writeback) = {
-            let mut state = self.lock();
+        if quick && headers.iter().any(|(_, h)| h.compression() != 0) {
+            return Ok(None);
+        }
+        {
+            let mut state = if quick {
+                match self.state.try_lock() {
+                    Ok(state) => state,
+                    Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+                }
+            } else {
+                self.lock()
+            };
             let config = state.config.clone();
+            if quick
+                && (config.flush_messages < i64::MAX as u64
+                    || !state.active().appends_in_memory()
+                    || state.epochs.would_assign(leader_epoch))
+            {
+                return Ok(None);
+            }
             for (position, header) in &headers {
                 if header.size() > config.max_message_bytes as usize {
                     return Err(LogError::RecordTooLarge {
@@ -411,7 +500,7 @@ impl Log {
                 }
                 if let [(_, header)] = headers.as_slice() {
                     if let Some(original) = state.producers.find_duplicate(header) {
-                        return Ok(AppendInfo {
+                        let duplicate = AppendInfo {
                             base_offset: original.first_offset,
                             last_offset: original.last_offset,
                             max_timestamp: original.timestamp,
@@ -421,7 +510,8 @@ impl Log {
                             log_append_time_ms: original.timestamp,
                             record_count: (original.last_offset - original.first_offset + 1) as u64,
                             duplicate: true,
-                        });
+                        };
+                        return Ok(Some((duplicate, false, None)));
                     }
                 }
             }
@@ -464,13 +554,14 @@ impl Log {
             }
             let last_offset = next - 1;
             let incoming = Some(max_timestamp);
-            self.maybe_roll(
-                &mut state,
-                batches.len() as u64,
-                last_offset,
-                now_ms,
-                incoming,
-            )?;
+            let bytes = batches.len() as u64;
+            // Nothing has changed yet: everything above wrote into `pending` only.
+            if self.roll_due(&mut state, bytes, last_offset, now_ms, incoming)? {
+                if quick {
+                    return Ok(None);
+                }
+                self.roll(&mut state)?;
+            }
             state
                 .active_mut()
                 .append(&self.cache, batches, &assigned, now_ms)?;
@@ -491,26 +582,16 @@ impl Log {
             state.oldest_unflushed_ms.get_or_insert(now_ms);
             self.log_end_offset.store(next, Ordering::Release);
             let flush_due = state.unflushed_messages >= config.flush_messages;
-            (
-                AppendInfo {
-                    base_offset,
-                    last_offset,
-                    max_timestamp,
-                    log_append_time_ms: log_append_time.unwrap_or(-1),
-                    record_count,
-                    duplicate: false,
-                },
-                flush_due,
-                writeback,
-            )
-        };
-        if let Some(writeback) = writeback {
-            writeback.run(self);
+            let info = AppendInfo {
+                base_offset,
+                last_offset,
+                max_timestamp,
+                log_append_time_ms: log_append_time.unwrap_or(-1),
+                record_count,
+                duplicate: false,
+            };
+            Ok(Some((info, flush_due, writeback)))
         }
-        if flush_due {
-            self.flush(info.last_offset + 1)?;
-        }
-        Ok(info)
     }
 
     /// Rolls before an append of `bytes` ending at `last_offset` whose largest timestamp is
@@ -526,6 +607,21 @@ impl Log {
         now_ms: i64,
         incoming_timestamp: Option<i64>,
     ) -> Result<()> {
+        if self.roll_due(state, bytes, last_offset, now_ms, incoming_timestamp)? {
+            self.roll(state)?;
+        }
+        Ok(())
+    }
+
+    /// Whether [`Log::maybe_roll`] rolls.
+    fn roll_due(
+        &self,
+        state: &mut LogState,
+        bytes: u64,
+        last_offset: i64,
+        now_ms: i64,
+        incoming_timestamp: Option<i64>,
+    ) -> Result<bool> {
         let segment_ms = i64::try_from(state.config.segment_ms).unwrap_or(i64::MAX);
         let segment_bytes = state.config.segment_bytes;
         let cache = &self.cache;
@@ -540,10 +636,7 @@ impl Log {
             None => waited.is_some_and(|w| w >= segment_ms),
         };
         let full = !active.has_room_for(bytes, last_offset, segment_bytes);
-        if too_old || full {
-            self.roll(state)?;
-        }
-        Ok(())
+        Ok(too_old || full)
     }
 
     /// Starts a new active segment at the log end offset.

@@ -249,6 +249,14 @@ impl Segment {
     }
 
     /// The `maxTimestamp` of the segment's first batch, `None` while it is empty.
+    /// Whether an append here reads nothing from disk: the indexes are loaded and the first
+    /// batch's timestamp (for `segment.ms`) is known.
+    pub fn appends_in_memory(&self) -> bool {
+        self.offset_index.is_some()
+            && self.time_index.is_some()
+            && (self.first_batch_timestamp.is_some() || self.size == 0)
+    }
+
     pub fn first_batch_timestamp(&mut self, cache: &FileCache) -> Result<Option<i64>> {
         if self.first_batch_timestamp.is_none() && self.size > 0 {
             let file = self.file(cache)?;

@@ -697,3 +697,64 @@ fn an_append_of_more_batches_than_one_vectored_write_takes_lands_whole_and_in_or
         assert_eq!(bytes, &as_stored(sent, &assigned, 3), "batch {i}");
     }
 }
+
+#[test]
+fn an_append_that_needs_nothing_slow_is_taken_in_memory_and_any_other_declined() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (_dir, log) = open(
+        root.path(),
+        LogConfig {
+            segment_bytes: 1024,
+            ..LogConfig::default()
+        },
+    );
+    let declined = |batch: &[u8], epoch: i32| {
+        let end = log.log_end_offset();
+        let quick = log.try_append_in_memory(batch, epoch, 0).expect("try");
+        assert!(quick.is_none(), "taken in memory: {quick:?}");
+        assert_eq!(
+            log.log_end_offset(),
+            end,
+            "a declined append changed the log"
+        );
+    };
+    // The first append writes leader epoch 0 down (a checkpoint file, fsynced).
+    let first = batch(1, "a", 3);
+    declined(&first, 0);
+    let first_info = log.append(&first, 0, 0).expect("append");
+
+    let plain = batch(1, "b", 2);
+    let quick = log
+        .try_append_in_memory(&plain, 0, 0)
+        .expect("try")
+        .expect("a plain append in the same epoch is taken");
+    assert_eq!((quick.info.base_offset, quick.info.last_offset), (3, 4));
+
+    // A new leader epoch, a batch that rolls the 1 KiB segment, a compressed batch.
+    declined(&batch(1, "c", 1), 1);
+    let value = [b'x'; 900];
+    declined(&batch::build_test_batch(1, &[&value[..]]), 0);
+    let records = batch::encode_test_records(&[batch::TestRecord {
+        key: None,
+        timestamp_delta: 0,
+        value: b"z",
+    }]);
+    let zstd = zstd::encode_all(records.as_slice(), 3).expect("zstd");
+    declined(&batch::wrap_test_records(1, 1, 1, 4, &zstd), 0);
+    // A flush.messages policy could fsync in the append.
+    log.set_config(LogConfig {
+        segment_bytes: 1024,
+        flush_messages: 100,
+        ..LogConfig::default()
+    });
+    declined(&batch(1, "d", 1), 0);
+
+    let read: Vec<Vec<u8>> = read_all(&log, 0).into_iter().map(|(_, b)| b).collect();
+    assert_eq!(
+        read,
+        vec![
+            as_stored(&first, &first_info, 0),
+            as_stored(&plain, &quick.info, 0)
+        ]
+    );
+}

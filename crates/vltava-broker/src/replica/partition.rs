@@ -66,6 +66,23 @@ impl Partition {
         Ok(info)
     }
 
+    /// [`Partition::append`] if it needs nothing slow (see [`vltava_log::Log::try_append_in_memory`]);
+    /// `None` with nothing appended otherwise.
+    pub fn try_append_in_memory(
+        &self,
+        batches: &[u8],
+        now_ms: i64,
+    ) -> Result<Option<vltava_log::QuickAppend>, LogError> {
+        let appended = self
+            .log
+            .try_append_in_memory(batches, self.leader_epoch(), now_ms)?;
+        if appended.is_some() {
+            self.bytes_in.increment(batches.len() as u64);
+            self.appended.notify_waiters();
+        }
+        Ok(appended)
+    }
+
     /// [`Partition::append`] of a transactional producer's batch after KIP-890 verification
     /// (`guard`: see [`vltava_log::Log::append_verified`]).
     pub fn append_verified(
