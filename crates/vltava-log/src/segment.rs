@@ -248,7 +248,6 @@ impl Segment {
         self.next_offset = header.next_offset();
     }
 
-    /// The `maxTimestamp` of the segment's first batch, `None` while it is empty.
     /// Whether an append here reads nothing from disk: the indexes are loaded and the first
     /// batch's timestamp (for `segment.ms`) is known.
     pub fn appends_in_memory(&self) -> bool {
@@ -257,6 +256,7 @@ impl Segment {
             && (self.first_batch_timestamp.is_some() || self.size == 0)
     }
 
+    /// The `maxTimestamp` of the segment's first batch, `None` while it is empty.
     pub fn first_batch_timestamp(&mut self, cache: &FileCache) -> Result<Option<i64>> {
         if self.first_batch_timestamp.is_none() && self.size > 0 {
             let file = self.file(cache)?;

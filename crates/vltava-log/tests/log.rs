@@ -699,7 +699,7 @@ fn an_append_of_more_batches_than_one_vectored_write_takes_lands_whole_and_in_or
 }
 
 #[test]
-fn an_append_that_needs_nothing_slow_is_taken_in_memory_and_any_other_declined() {
+fn an_append_that_needs_nothing_slow_is_taken_in_memory_and_slow_ones_declined() {
     let root = tempfile::tempdir().expect("tempdir");
     let (_dir, log) = open(
         root.path(),

@@ -331,3 +331,43 @@ fn timestamp_bounds_are_checked_before_deduplication() {
     assert_eq!(code(err), 32);
     assert_eq!(log.log_end_offset(), 2);
 }
+
+/// An in-memory append declines before any producer state changes, so the normal append that
+/// follows a decline sees the sequences as they were; taken, it deduplicates as usual.
+#[test]
+fn in_memory_appends_keep_producer_sequences_whether_taken_or_declined() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (_dir, log) = open(root.path(), LogConfig::default());
+    log.append(&batch(1, "plain", 1), 0, 0).expect("plain");
+    let quick = |b: &[u8], epoch: i32| log.try_append_in_memory(b, epoch, 0).expect("try");
+
+    let first = quick(&producer_batch(7, 0, 0, 3, false), 0).expect("taken");
+    assert_eq!((first.info.base_offset, first.info.last_offset), (1, 3));
+    let again = quick(&producer_batch(7, 0, 0, 3, false), 0).expect("taken");
+    assert!(again.info.duplicate);
+    assert_eq!((again.info.base_offset, again.info.last_offset), (1, 3));
+
+    // Declined for a new leader epoch, then appended as usual.
+    assert!(quick(&producer_batch(7, 0, 3, 1, false), 1).is_none());
+    let next = log
+        .append(&producer_batch(7, 0, 3, 1, false), 0, 0)
+        .expect("the next sequence");
+    assert_eq!(next.base_offset, 4);
+
+    // Declined at the roll, after the sequence was checked: nothing of that check stays.
+    log.set_config(LogConfig {
+        segment_bytes: log.size_bytes() + 100,
+        ..LogConfig::default()
+    });
+    let rolling = producer_batch(7, 0, 4, 20, false);
+    assert!(quick(&rolling, 0).is_none());
+    let rolled = log.append(&rolling, 0, 0).expect("after the declined roll");
+    assert_eq!(rolled.base_offset, 5);
+
+    log.set_config(LogConfig::default());
+    let out_of_order = log
+        .try_append_in_memory(&producer_batch(7, 0, 999, 1, false), 0, 0)
+        .expect_err("a gap in the sequence");
+    assert_eq!(code(out_of_order), 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
+    assert_eq!(read_all(&log, 0).len(), 4);
+}
