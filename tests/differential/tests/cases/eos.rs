@@ -283,6 +283,7 @@ fn transaction_version_2(ctx: &mut Ctx) -> Result<()> {
     // Kafka answers EndTxn before its markers are written; until they are, a retry is
     // CONCURRENT_TRANSACTIONS there. Compare once the marker is in (LSO past it).
     markers_written(ctx, &mut conn, &name, id, 2)?;
+    transaction_completed(ctx, &mut conn, &txn)?;
     // The transaction's epoch is fenced now, wherever its marker went.
     produce_step(ctx, &mut conn, "zombie_after_commit", &produce(e0, 1, "z")?)?;
     ctx.step(&mut conn, "commit_retry", &end(e0, true))?;
@@ -291,6 +292,9 @@ fn transaction_version_2(ctx: &mut Ctx) -> Result<()> {
     produce_step(ctx, &mut conn, "next_transaction", &produce(e1, 0, "b")?)?;
     ctx.step(&mut conn, "abort", &end(e1, false))?;
     markers_written(ctx, &mut conn, &name, id, 4)?;
+    // Kafka's coordinator writes CompleteAbort after the marker is in: a retry before that
+    // is CONCURRENT_TRANSACTIONS there.
+    transaction_completed(ctx, &mut conn, &txn)?;
     ctx.step(&mut conn, "abort_retry", &end(e1, false))?;
     // An abort with nothing in the transaction still bumps the epoch; a commit is refused.
     ctx.step(&mut conn, "empty_commit", &end(e1 + 1, true))?;
@@ -327,6 +331,23 @@ fn markers_written(
             .map(|p| p.last_stable_offset)
             .unwrap_or(-1);
         Ok((stable >= lso).then_some(()))
+    })
+}
+
+/// Waits until the coordinator has written the transaction's CompleteCommit or CompleteAbort.
+fn transaction_completed(ctx: &Ctx, conn: &mut Conn, transactional_id: &str) -> Result<()> {
+    let v = ctx.v(ApiKey::DescribeTransactions);
+    let describe = DescribeTransactionsRequest::default()
+        .with_transactional_ids(vec![TransactionalId(s(transactional_id))]);
+    wait_for(Duration::from_secs(20), || {
+        let r = conn.must(v, &describe)?;
+        let done = r.transaction_states.first().is_some_and(|t| {
+            matches!(
+                t.transaction_state.as_str(),
+                "CompleteCommit" | "CompleteAbort"
+            )
+        });
+        Ok(done.then_some(()))
     })
 }
 
