@@ -30,7 +30,7 @@ impl LeaderEpochCache {
     /// Records that `epoch` starts at `start_offset`; returns whether anything changed.
     /// Epochs only grow: an older or equal epoch is ignored, as in Kafka.
     pub fn assign(&mut self, epoch: i32, start_offset: i64) -> bool {
-        if epoch < 0 || self.latest_epoch().is_some_and(|latest| epoch <= latest) {
+        if !self.would_assign(epoch) {
             return false;
         }
         // A newer epoch starting at or before an older one's start replaces it.
