@@ -448,150 +448,148 @@ impl Log {
         if quick && headers.iter().any(|(_, h)| h.compression() != 0) {
             return Ok(None);
         }
+        let mut state = if quick {
+            match self.state.try_lock() {
+                Ok(state) => state,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+            }
+        } else {
+            self.lock()
+        };
+        let config = state.config.clone();
+        if quick
+            && (config.flush_messages < i64::MAX as u64
+                || !state.active().appends_in_memory()
+                || state.epochs.would_assign(leader_epoch))
         {
-            let mut state = if quick {
-                match self.state.try_lock() {
-                    Ok(state) => state,
-                    Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                    Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
-                }
-            } else {
-                self.lock()
-            };
-            let config = state.config.clone();
-            if quick
-                && (config.flush_messages < i64::MAX as u64
-                    || !state.active().appends_in_memory()
-                    || state.epochs.would_assign(leader_epoch))
-            {
-                return Ok(None);
-            }
-            for (position, header) in &headers {
-                if header.size() > config.max_message_bytes as usize {
-                    return Err(LogError::RecordTooLarge {
-                        size: header.size(),
-                        max: config.max_message_bytes,
-                    });
-                }
-                if header.records_count != header.last_offset_delta + 1 {
-                    return Err(LogError::invalid(
-                        *position,
-                        format!(
-                            "record count {} does not match lastOffsetDelta {}",
-                            header.records_count, header.last_offset_delta
-                        ),
-                    ));
-                }
-            }
-            if batches.len() as u64 > config.segment_bytes {
-                return Err(LogError::RecordListTooLarge {
-                    size: batches.len(),
-                    max: config.segment_bytes,
+            return Ok(None);
+        }
+        for (position, header) in &headers {
+            if header.size() > config.max_message_bytes as usize {
+                return Err(LogError::RecordTooLarge {
+                    size: header.size(),
+                    max: config.max_message_bytes,
                 });
             }
-            if origin == AppendOrigin::Client {
-                // LogValidator's per-record rules come before the producer-state checks: a
-                // retried batch that is now out of bounds is refused, not deduplicated.
-                for (position, header) in &headers {
-                    let bytes = batches
-                        .get(*position..*position + header.size())
-                        .ok_or_else(|| LogError::corrupt(*position, "batch outside the buffer"))?;
-                    record_rules::check(bytes, header, &config, now_ms)?;
-                }
-                if let [(_, header)] = headers.as_slice() {
-                    if let Some(original) = state.producers.find_duplicate(header) {
-                        let duplicate = AppendInfo {
-                            base_offset: original.first_offset,
-                            last_offset: original.last_offset,
-                            max_timestamp: original.timestamp,
-                            // Kafka's UnifiedLog.append answers a duplicate with the original
-                            // batch's max timestamp as its log append time, whatever the
-                            // topic's timestamp type (a quirk clients see in RecordMetadata).
-                            log_append_time_ms: original.timestamp,
-                            record_count: (original.last_offset - original.first_offset + 1) as u64,
-                            duplicate: true,
-                        };
-                        return Ok(Some((duplicate, false, None)));
-                    }
-                }
+            if header.records_count != header.last_offset_delta + 1 {
+                return Err(LogError::invalid(
+                    *position,
+                    format!(
+                        "record count {} does not match lastOffsetDelta {}",
+                        header.records_count, header.last_offset_delta
+                    ),
+                ));
             }
-            let base_offset = state.log_end_offset();
-            let mut pending = PendingUpdate::default();
-            let mut assigned = Vec::with_capacity(headers.len());
-            let mut next = base_offset;
-            let mut max_timestamp = -1;
-            let log_append_time =
-                (config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        }
+        if batches.len() as u64 > config.segment_bytes {
+            return Err(LogError::RecordListTooLarge {
+                size: batches.len(),
+                max: config.segment_bytes,
+            });
+        }
+        if origin == AppendOrigin::Client {
+            // LogValidator's per-record rules come before the producer-state checks: a
+            // retried batch that is now out of bounds is refused, not deduplicated.
             for (position, header) in &headers {
                 let bytes = batches
                     .get(*position..*position + header.size())
                     .ok_or_else(|| LogError::corrupt(*position, "batch outside the buffer"))?;
-                let written = batch::assigned_header(bytes, next, leader_epoch, log_append_time);
-                let header = BatchHeader::parse(&written)
-                    .ok_or_else(|| LogError::corrupt(*position, "batch header vanished"))?;
-                if header.producer_id >= 0 {
-                    if let Some(guard) = verification {
-                        state
-                            .verifications
-                            .check(&state.producers, &header, guard)?;
-                    }
-                    // The marker is in the records, which the assigned header does not change.
-                    let marker = control::parse_marker(&header, bytes)?;
-                    state.producers.validate_batch(
-                        &mut pending,
-                        &header,
-                        marker,
-                        origin == AppendOrigin::Client,
-                    )?;
-                }
-                max_timestamp = max_timestamp.max(header.max_timestamp);
-                next = header.next_offset();
-                assigned.push(AssignedBatch {
-                    position: *position,
-                    header,
-                    written_header: written,
-                });
+                record_rules::check(bytes, header, &config, now_ms)?;
             }
-            let last_offset = next - 1;
-            let incoming = Some(max_timestamp);
-            let bytes = batches.len() as u64;
-            // Nothing has changed yet: everything above wrote into `pending` only.
-            if self.roll_due(&mut state, bytes, last_offset, now_ms, incoming)? {
-                if quick {
-                    return Ok(None);
-                }
-                self.roll(&mut state)?;
-            }
-            state
-                .active_mut()
-                .append(&self.cache, batches, &assigned, now_ms)?;
-            let writeback = self.plan_writeback(&mut state)?;
-            if !pending.is_empty() {
-                self.apply_producer_update(&mut state, pending)?;
-            }
-            for AssignedBatch { header, .. } in &assigned {
-                if header.is_transactional() || header.is_control() {
-                    state.verifications.finish(header.producer_id);
+            if let [(_, header)] = headers.as_slice() {
+                if let Some(original) = state.producers.find_duplicate(header) {
+                    let duplicate = AppendInfo {
+                        base_offset: original.first_offset,
+                        last_offset: original.last_offset,
+                        max_timestamp: original.timestamp,
+                        // Kafka's UnifiedLog.append answers a duplicate with the original
+                        // batch's max timestamp as its log append time, whatever the
+                        // topic's timestamp type (a quirk clients see in RecordMetadata).
+                        log_append_time_ms: original.timestamp,
+                        record_count: (original.last_offset - original.first_offset + 1) as u64,
+                        duplicate: true,
+                    };
+                    return Ok(Some((duplicate, false, None)));
                 }
             }
-            if state.epochs.assign(leader_epoch, base_offset) {
-                self.write_epoch_checkpoint(&state)?;
-            }
-            let record_count = (next - base_offset) as u64;
-            state.unflushed_messages += record_count;
-            state.oldest_unflushed_ms.get_or_insert(now_ms);
-            self.log_end_offset.store(next, Ordering::Release);
-            let flush_due = state.unflushed_messages >= config.flush_messages;
-            let info = AppendInfo {
-                base_offset,
-                last_offset,
-                max_timestamp,
-                log_append_time_ms: log_append_time.unwrap_or(-1),
-                record_count,
-                duplicate: false,
-            };
-            Ok(Some((info, flush_due, writeback)))
         }
+        let base_offset = state.log_end_offset();
+        let mut pending = PendingUpdate::default();
+        let mut assigned = Vec::with_capacity(headers.len());
+        let mut next = base_offset;
+        let mut max_timestamp = -1;
+        let log_append_time =
+            (config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        for (position, header) in &headers {
+            let bytes = batches
+                .get(*position..*position + header.size())
+                .ok_or_else(|| LogError::corrupt(*position, "batch outside the buffer"))?;
+            let written = batch::assigned_header(bytes, next, leader_epoch, log_append_time);
+            let header = BatchHeader::parse(&written)
+                .ok_or_else(|| LogError::corrupt(*position, "batch header vanished"))?;
+            if header.producer_id >= 0 {
+                if let Some(guard) = verification {
+                    state
+                        .verifications
+                        .check(&state.producers, &header, guard)?;
+                }
+                // The marker is in the records, which the assigned header does not change.
+                let marker = control::parse_marker(&header, bytes)?;
+                state.producers.validate_batch(
+                    &mut pending,
+                    &header,
+                    marker,
+                    origin == AppendOrigin::Client,
+                )?;
+            }
+            max_timestamp = max_timestamp.max(header.max_timestamp);
+            next = header.next_offset();
+            assigned.push(AssignedBatch {
+                position: *position,
+                header,
+                written_header: written,
+            });
+        }
+        let last_offset = next - 1;
+        let incoming = Some(max_timestamp);
+        let bytes = batches.len() as u64;
+        // Nothing has changed yet: everything above wrote into `pending` only.
+        if self.roll_due(&mut state, bytes, last_offset, now_ms, incoming)? {
+            if quick {
+                return Ok(None);
+            }
+            self.roll(&mut state)?;
+        }
+        state
+            .active_mut()
+            .append(&self.cache, batches, &assigned, now_ms)?;
+        let writeback = self.plan_writeback(&mut state)?;
+        if !pending.is_empty() {
+            self.apply_producer_update(&mut state, pending)?;
+        }
+        for AssignedBatch { header, .. } in &assigned {
+            if header.is_transactional() || header.is_control() {
+                state.verifications.finish(header.producer_id);
+            }
+        }
+        if state.epochs.assign(leader_epoch, base_offset) {
+            self.write_epoch_checkpoint(&state)?;
+        }
+        let record_count = (next - base_offset) as u64;
+        state.unflushed_messages += record_count;
+        state.oldest_unflushed_ms.get_or_insert(now_ms);
+        self.log_end_offset.store(next, Ordering::Release);
+        let flush_due = state.unflushed_messages >= config.flush_messages;
+        let info = AppendInfo {
+            base_offset,
+            last_offset,
+            max_timestamp,
+            log_append_time_ms: log_append_time.unwrap_or(-1),
+            record_count,
+            duplicate: false,
+        };
+        Ok(Some((info, flush_due, writeback)))
     }
 
     /// Rolls before an append of `bytes` ending at `last_offset` whose largest timestamp is
