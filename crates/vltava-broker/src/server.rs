@@ -5,16 +5,48 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
+use crate::config::SocketConfig;
 use crate::connection;
 use crate::error::ConnectionError;
 
 /// How long shutdown waits for connections to finish in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections the kernel queues before they are accepted (what std and mio ask for).
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Listens on `addr` with `socket.receive.buffer.bytes` set before `listen`, as Kafka does: a
+/// receive buffer set on an accepted connection comes too late for the window scale agreed in
+/// its handshake.
+pub fn bind(addr: SocketAddr, socket: &SocketConfig) -> io::Result<TcpListener> {
+    let listener = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // As TcpListener::bind does: a restart need not wait out the last run's TIME_WAIT.
+    listener.set_reuseaddr(true)?;
+    if let Some(bytes) = socket.receive_buffer_bytes {
+        listener.set_recv_buffer_size(u32::try_from(bytes).unwrap_or(u32::MAX))?;
+    }
+    listener.bind(addr)?;
+    listener.listen(LISTEN_BACKLOG)
+}
+
+/// `socket.send.buffer.bytes` on an accepted connection.
+fn apply_send_buffer(stream: &TcpStream, socket: &SocketConfig) -> io::Result<()> {
+    match socket.send_buffer_bytes {
+        Some(bytes) => rustix::net::sockopt::set_socket_send_buffer_size(stream, bytes)
+            .map_err(io::Error::from),
+        None => Ok(()),
+    }
+}
 
 /// Serves Kafka clients on `listener` until `shutdown` completes. Tests bind port 0 and call
 /// this directly (the mini-redis pattern); the binary passes a SIGTERM/SIGINT future.
@@ -53,6 +85,9 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
                 }
             };
             let _ = stream.set_nodelay(true);
+            if let Err(e) = apply_send_buffer(&stream, &broker.config.socket) {
+                debug!(%peer, "setting socket.send.buffer.bytes failed: {e}");
+            }
             let broker = broker.clone();
             let stop = stop_rx.clone();
             let done = done_tx.clone();
@@ -92,5 +127,55 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
         .is_err()
     {
         warn!("connections still open after {DRAIN_TIMEOUT:?}; closing anyway");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rustix::net::sockopt;
+
+    fn sizes(send: Option<usize>, receive: Option<usize>) -> SocketConfig {
+        SocketConfig {
+            request_max_bytes: 1 << 20,
+            max_connections: 1,
+            connections_max_idle: Duration::from_secs(60),
+            queued_max_request_bytes: None,
+            send_buffer_bytes: send,
+            receive_buffer_bytes: receive,
+        }
+    }
+
+    /// An accepted connection of a listener bound with `config`, sized as `run` sizes it.
+    async fn accepted(config: &SocketConfig) -> TcpStream {
+        let listener = bind("127.0.0.1:0".parse().unwrap(), config).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        apply_send_buffer(&stream, config).unwrap();
+        stream
+    }
+
+    // Linux reports twice what was set: the kernel doubles it for its bookkeeping (socket(7)).
+    #[tokio::test]
+    async fn connections_get_the_configured_buffers() {
+        let stream = accepted(&sizes(Some(50_000), Some(60_000))).await;
+        assert_eq!(sockopt::socket_send_buffer_size(&stream).unwrap(), 100_000);
+        assert_eq!(sockopt::socket_recv_buffer_size(&stream).unwrap(), 120_000);
+    }
+
+    #[tokio::test]
+    async fn minus_one_leaves_the_buffers_to_the_os() {
+        let configured = accepted(&sizes(Some(50_000), Some(60_000))).await;
+        let default = accepted(&sizes(None, None)).await;
+        assert_ne!(
+            sockopt::socket_send_buffer_size(&default).unwrap(),
+            sockopt::socket_send_buffer_size(&configured).unwrap()
+        );
+        assert_ne!(
+            sockopt::socket_recv_buffer_size(&default).unwrap(),
+            sockopt::socket_recv_buffer_size(&configured).unwrap()
+        );
     }
 }

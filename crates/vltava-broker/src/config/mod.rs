@@ -139,7 +139,18 @@ pub struct SocketConfig {
     /// `queued.max.request.bytes` (Kafka's -1: no budget): request bytes all connections may
     /// hold from reading a frame's size until its handler is done; a full budget stops reading.
     pub queued_max_request_bytes: Option<usize>,
+    /// `socket.send.buffer.bytes` (Kafka's 100 KiB; -1: the OS's autotuning): SO_SNDBUF of
+    /// each client connection. A fetch sent with sendfile into a buffer this size reaches a
+    /// consumer half as fast again as into the up-to-4-MiB autotuned one (docs/benchmarks.md).
+    pub send_buffer_bytes: Option<usize>,
+    /// `socket.receive.buffer.bytes` (-1 here, Kafka's is 100 KiB): SO_RCVBUF of the listening
+    /// socket, which connections inherit. Kafka's 100 KiB cost a quarter of acks=all produce
+    /// throughput in the benchmarks, so the OS autotunes unless it is set.
+    pub receive_buffer_bytes: Option<usize>,
 }
+
+/// Kafka's `socket.send.buffer.bytes` default.
+pub const DEFAULT_SEND_BUFFER_BYTES: usize = 100 * 1024;
 
 /// The validated configuration of one `vltava server`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,11 +345,12 @@ impl BrokerConfig {
                 600_000,
                 1,
             )?),
-            queued_max_request_bytes: match r.parse::<i64>("queued.max.request.bytes")? {
-                None | Some(-1) => None,
-                Some(n) if n > 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-                Some(_) => return Err(r.invalid("queued.max.request.bytes", "must be -1 or > 0")),
-            },
+            queued_max_request_bytes: r.parse_positive_or_off("queued.max.request.bytes", None)?,
+            send_buffer_bytes: r.parse_positive_or_off(
+                "socket.send.buffer.bytes",
+                Some(DEFAULT_SEND_BUFFER_BYTES),
+            )?,
+            receive_buffer_bytes: r.parse_positive_or_off("socket.receive.buffer.bytes", None)?,
         };
 
         let metrics_listener = match r.get("metrics.listener") {
@@ -432,12 +444,23 @@ impl BrokerConfig {
             ),
             (
                 "queued.max.request.bytes",
-                self.socket
-                    .queued_max_request_bytes
-                    .map_or("-1".to_string(), |n| n.to_string()),
+                off_as_minus_one(self.socket.queued_max_request_bytes),
+            ),
+            (
+                "socket.send.buffer.bytes",
+                off_as_minus_one(self.socket.send_buffer_bytes),
+            ),
+            (
+                "socket.receive.buffer.bytes",
+                off_as_minus_one(self.socket.receive_buffer_bytes),
             ),
         ]
     }
+}
+
+/// Kafka's spelling of "not set": -1.
+fn off_as_minus_one(value: Option<usize>) -> String {
+    value.map_or("-1".to_string(), |n| n.to_string())
 }
 
 fn split_list(value: &str) -> Vec<String> {
@@ -481,6 +504,20 @@ impl Reader<'_> {
                 .parse::<T>()
                 .map(Some)
                 .map_err(|e| self.invalid(key, &e.to_string())),
+        }
+    }
+
+    /// A size Kafka turns off with -1: `None` for -1, `default` when unset, else > 0.
+    fn parse_positive_or_off(
+        &self,
+        key: &str,
+        default: Option<usize>,
+    ) -> Result<Option<usize>, ConfigError> {
+        match self.parse::<i64>(key)? {
+            None => Ok(default),
+            Some(-1) => Ok(None),
+            Some(n) if n > 0 => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+            Some(_) => Err(self.invalid(key, "must be -1 or > 0")),
         }
     }
 
@@ -598,6 +635,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("log.page.cache.tail.bytes"), "{err}");
+    }
+
+    #[test]
+    fn socket_buffers_send_kafkas_100_kib_receive_the_os_default_and_take_minus_one() {
+        let c = load("").unwrap();
+        assert_eq!(c.socket.send_buffer_bytes, Some(100 * 1024));
+        assert_eq!(c.socket.receive_buffer_bytes, None);
+        let c = load("socket.send.buffer.bytes=-1\nsocket.receive.buffer.bytes=65536\n").unwrap();
+        assert_eq!(c.socket.send_buffer_bytes, None);
+        assert_eq!(c.socket.receive_buffer_bytes, Some(65536));
+        assert!(c.ignored_keys.is_empty());
+        for key in ["socket.send.buffer.bytes", "socket.receive.buffer.bytes"] {
+            for bad in ["0", "-2", "big"] {
+                let err = load(&format!("{key}={bad}\n")).unwrap_err().to_string();
+                assert!(err.contains(key), "{err}");
+            }
+        }
     }
 
     #[test]

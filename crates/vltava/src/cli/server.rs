@@ -59,9 +59,8 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let addr = config.listeners.broker;
     let metrics_listener = config.metrics_listener;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener =
+        server::bind(addr, &config.socket).with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
     info!(
         "starting node {} with data in {}",
