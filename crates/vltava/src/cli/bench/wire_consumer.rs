@@ -5,7 +5,10 @@
 //! and callback), so a catch-up read through it measures the client, not the broker. This loop
 //! does what any consumer must — every batch's CRC checked, compressed batches inflated, every
 //! record decoded and its value counted — and nothing an application adds. One fetch at a time
-//! per connection, as a consumer knows its next offset only from the last response.
+//! per connection, as a consumer knows its next offset only from the last response; the
+//! checking runs on a second thread while the next answer is received (librdkafka too receives
+//! on its broker threads and hands records on), so one core's copy-and-check speed does not
+//! stand in for the broker's.
 //!
 //! For `e2e` it starts at the end of each partition and measures, for every record, the time
 //! from the due time its producer stamped into it to when the fetch answer holding it was read.
@@ -160,8 +163,40 @@ fn read(plan: &WirePlan, shared: &Shared, latency: &mut Histogram<u64>) -> anyho
     }
     // e2e producers start once every consumer knows where the partitions end.
     shared.consumers_ready.fetch_add(1, Relaxed);
-    let mut read_until = Duration::ZERO;
-    let mut last_record = Instant::now();
+    let (answers, to_check) = std::sync::mpsc::sync_channel(CHECK_QUEUE);
+    std::thread::scope(|scope| {
+        let checker = std::thread::Builder::new()
+            .name("bench-wire-check".into())
+            .spawn_scoped(scope, || check(plan, shared, to_check, latency))
+            .context("starting the checking thread")?;
+        let received = receive(plan, shared, &mut leaders, answers);
+        let checked = checker
+            .join()
+            .map_err(|_| anyhow!("the checking thread panicked"))?;
+        received.and(checked)
+    })
+}
+
+/// One fetch answer's batches, still to be checked, and when it was read (e2e).
+struct Answer {
+    partitions: Vec<(i32, i64, Vec<Bytes>)>,
+    received_nanos: u64,
+}
+
+/// Answers received ahead of the checking thread: enough to keep both threads busy, few enough
+/// that memory stays a couple of fetches.
+const CHECK_QUEUE: usize = 2;
+
+/// Fetches until done, handing each answer to the checking thread; the next fetch goes out
+/// before an answer is handed on, so the broker sends while this side checks.
+fn receive(
+    plan: &WirePlan,
+    shared: &Shared,
+    leaders: &mut [Leader],
+    answers: std::sync::mpsc::SyncSender<Answer>,
+) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut last_data = Instant::now();
     loop {
         if shared.abort.load(Relaxed) || plan.deadline.is_some_and(|d| Instant::now() >= d) {
             break;
@@ -183,45 +218,70 @@ fn read(plan: &WirePlan, shared: &Shared, latency: &mut Histogram<u64>) -> anyho
         }
         let mut got_any = false;
         for leader in leaders.iter_mut().filter(|l| l.waiting) {
-            let answers = leader.receive(plan)?;
-            let received = if plan.stamped { unix_nanos() } else { 0 };
-            // The next fetch goes out before this one is decoded, so the broker sends while
-            // this thread checks: a consumer knows its next offset from the batch headers.
+            let partitions = leader.receive(plan)?;
+            let received_nanos = if plan.stamped { unix_nanos() } else { 0 };
             leader.send_fetch(plan)?;
-            for (partition, from, batches) in answers {
-                let mut stamp_error = None;
-                let measure = |value: &Bytes| {
-                    if plan.stamped && stamp_error.is_none() {
-                        match stamped_latency(value, received) {
-                            Ok(waited) => latency.saturating_record(micros(waited)),
-                            Err(e) => stamp_error = Some(e),
-                        }
-                    }
-                };
-                let (records, bytes) =
-                    decode_batches(&batches, from, measure).with_context(|| {
-                        format!("records of {}-{partition} from offset {from}", plan.topic)
-                    })?;
-                if let Some(e) = stamp_error {
-                    bail!("e2e, {}-{partition}: {e}", plan.topic);
-                }
-                if records > 0 {
-                    got_any = true;
-                    last_record = Instant::now();
-                    read_until = shared.since_first_record(last_record);
-                    shared.consumed.fetch_add(records, Relaxed);
-                    shared.consumed_bytes.fetch_add(bytes, Relaxed);
-                }
+            if partitions.iter().any(|(_, _, batches)| !batches.is_empty()) {
+                got_any = true;
+                last_data = Instant::now();
+            }
+            let answer = Answer {
+                partitions,
+                received_nanos,
+            };
+            if answers.send(answer).is_err() {
+                // The checking thread stopped on an error, which it reports.
+                return Ok(());
             }
         }
         // Waiting on producers (e2e) is not idleness; a stalled read is.
         let waiting = plan.stamped && !shared.producers_done.load(Relaxed);
-        if !got_any && !waiting && last_record.elapsed() > plan.timeout {
+        if !got_any && !waiting && last_data.elapsed() > plan.timeout {
             bail!("no record for {}s", plan.timeout.as_secs_f64());
         }
     }
-    shared.reading_ended(read_until);
     Ok(())
+}
+
+/// Checks and counts every answer `receive` hands on; the first bad one stops both threads.
+fn check(
+    plan: &WirePlan,
+    shared: &Shared,
+    answers: std::sync::mpsc::Receiver<Answer>,
+    latency: &mut Histogram<u64>,
+) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut read_until = Duration::ZERO;
+    let checked = answers.iter().try_for_each(|answer| {
+        for (partition, from, batches) in answer.partitions {
+            let mut stamp_error = None;
+            let measure = |value: &Bytes| {
+                if plan.stamped && stamp_error.is_none() {
+                    match stamped_latency(value, answer.received_nanos) {
+                        Ok(waited) => latency.saturating_record(micros(waited)),
+                        Err(e) => stamp_error = Some(e),
+                    }
+                }
+            };
+            let (records, bytes) = decode_batches(&batches, from, measure).with_context(|| {
+                format!("records of {}-{partition} from offset {from}", plan.topic)
+            })?;
+            if let Some(e) = stamp_error {
+                bail!("e2e, {}-{partition}: {e}", plan.topic);
+            }
+            if records > 0 {
+                read_until = shared.since_first_record(Instant::now());
+                shared.consumed.fetch_add(records, Relaxed);
+                shared.consumed_bytes.fetch_add(bytes, Relaxed);
+            }
+        }
+        Ok(())
+    });
+    if checked.is_err() {
+        shared.abort.store(true, Relaxed);
+    }
+    shared.reading_ended(read_until);
+    checked
 }
 
 /// One leader's connection and the read positions of the partitions it leads.
