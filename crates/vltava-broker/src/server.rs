@@ -2,11 +2,10 @@
 //! and shuts down cleanly: stop accepting, let connections answer what they have read, return.
 
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
-
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
