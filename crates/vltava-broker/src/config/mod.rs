@@ -345,12 +345,22 @@ impl BrokerConfig {
                 600_000,
                 1,
             )?),
-            queued_max_request_bytes: r.parse_positive_or_off("queued.max.request.bytes", None)?,
+            // A LONG in Kafka; the socket buffers are INTs, as the kernel takes them.
+            queued_max_request_bytes: r.parse_positive_or_off(
+                "queued.max.request.bytes",
+                None,
+                i64::MAX,
+            )?,
             send_buffer_bytes: r.parse_positive_or_off(
                 "socket.send.buffer.bytes",
                 Some(DEFAULT_SEND_BUFFER_BYTES),
+                i32::MAX.into(),
             )?,
-            receive_buffer_bytes: r.parse_positive_or_off("socket.receive.buffer.bytes", None)?,
+            receive_buffer_bytes: r.parse_positive_or_off(
+                "socket.receive.buffer.bytes",
+                None,
+                i32::MAX.into(),
+            )?,
         };
 
         let metrics_listener = match r.get("metrics.listener") {
@@ -507,16 +517,18 @@ impl Reader<'_> {
         }
     }
 
-    /// A size Kafka turns off with -1: `None` for -1, `default` when unset, else > 0.
+    /// A size Kafka turns off with -1: `None` for -1, `default` when unset, else 1..=`max`.
     fn parse_positive_or_off(
         &self,
         key: &str,
         default: Option<usize>,
+        max: i64,
     ) -> Result<Option<usize>, ConfigError> {
         match self.parse::<i64>(key)? {
             None => Ok(default),
             Some(-1) => Ok(None),
-            Some(n) if n > 0 => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+            Some(n) if n > 0 && n <= max => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+            Some(n) if n > max => Err(self.invalid(key, &format!("must be at most {max}"))),
             Some(_) => Err(self.invalid(key, "must be -1 or > 0")),
         }
     }
@@ -647,7 +659,7 @@ mod tests {
         assert_eq!(c.socket.receive_buffer_bytes, Some(65536));
         assert!(c.ignored_keys.is_empty());
         for key in ["socket.send.buffer.bytes", "socket.receive.buffer.bytes"] {
-            for bad in ["0", "-2", "big"] {
+            for bad in ["0", "-2", "big", "2147483648"] {
                 let err = load(&format!("{key}={bad}\n")).unwrap_err().to_string();
                 assert!(err.contains(key), "{err}");
             }

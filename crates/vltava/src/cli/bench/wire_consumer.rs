@@ -14,6 +14,7 @@
 //! from the due time its producer stamped into it to when the fetch answer holding it was read.
 
 use std::collections::BTreeMap;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
@@ -163,7 +164,7 @@ fn read(plan: &WirePlan, shared: &Shared, latency: &mut Histogram<u64>) -> anyho
     }
     // e2e producers start once every consumer knows where the partitions end.
     shared.consumers_ready.fetch_add(1, Relaxed);
-    let (answers, to_check) = std::sync::mpsc::sync_channel(CHECK_QUEUE);
+    let (answers, to_check) = mpsc::sync_channel(CHECK_QUEUE);
     std::thread::scope(|scope| {
         let checker = std::thread::Builder::new()
             .name("bench-wire-check".into())
@@ -183,9 +184,11 @@ struct Answer {
     received_nanos: u64,
 }
 
-/// Answers received ahead of the checking thread: enough to keep both threads busy, few enough
-/// that memory stays a couple of fetches.
-const CHECK_QUEUE: usize = 2;
+/// Answers received ahead of the checking thread. One keeps both threads busy; in memory are at
+/// most three answers (queued, being checked, waiting to be queued), each up to
+/// `fetch.max.bytes`. The stop conditions read counts the checker has made, so a run may fetch
+/// up to three answers past `--records` or the e2e end (the last may wait a long poll).
+const CHECK_QUEUE: usize = 1;
 
 /// Fetches until done, handing each answer to the checking thread; the next fetch goes out
 /// before an answer is handed on, so the broker sends while this side checks.
@@ -193,7 +196,7 @@ fn receive(
     plan: &WirePlan,
     shared: &Shared,
     leaders: &mut [Leader],
-    answers: std::sync::mpsc::SyncSender<Answer>,
+    answers: mpsc::SyncSender<Answer>,
 ) -> anyhow::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
     let mut last_data = Instant::now();
@@ -247,7 +250,7 @@ fn receive(
 fn check(
     plan: &WirePlan,
     shared: &Shared,
-    answers: std::sync::mpsc::Receiver<Answer>,
+    answers: mpsc::Receiver<Answer>,
     latency: &mut Histogram<u64>,
 ) -> anyhow::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
