@@ -444,9 +444,7 @@ impl BrokerConfig {
             ("log.preallocate", self.log.preallocate.to_string()),
             (
                 "log.page.cache.tail.bytes",
-                self.log
-                    .page_cache_tail_bytes
-                    .map_or("-1".to_string(), |n| n.to_string()),
+                off_as_minus_one(self.log.page_cache_tail_bytes),
             ),
             (
                 "socket.request.max.bytes",
@@ -469,7 +467,7 @@ impl BrokerConfig {
 }
 
 /// Kafka's spelling of "not set": -1.
-fn off_as_minus_one(value: Option<usize>) -> String {
+fn off_as_minus_one(value: Option<impl std::fmt::Display>) -> String {
     value.map_or("-1".to_string(), |n| n.to_string())
 }
 
