@@ -18,13 +18,10 @@ use crate::error::ConnectionError;
 
 /// How long shutdown waits for connections to finish in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Connections the kernel queues before they are accepted: what `TcpListener::bind` (std, mio)
-/// asks for, kept from before the listener was built here.
-const LISTEN_BACKLOG: u32 = 128;
-
 /// Listens on `addr` with `socket.receive.buffer.bytes` set before `listen`, as Kafka does: a
 /// receive buffer set on an accepted connection comes too late for the window scale agreed in
-/// its handshake. Call it inside the runtime: the listener registers with its reactor.
+/// its handshake. The kernel queues `socket.listen.backlog.size` connections until they are
+/// accepted. Call it inside the runtime: the listener registers with its reactor.
 pub fn bind(addr: SocketAddr, socket: &SocketConfig) -> io::Result<TcpListener> {
     let listener = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
@@ -36,7 +33,7 @@ pub fn bind(addr: SocketAddr, socket: &SocketConfig) -> io::Result<TcpListener> 
         listener.set_recv_buffer_size(u32::try_from(bytes).unwrap_or(u32::MAX))?;
     }
     listener.bind(addr)?;
-    listener.listen(LISTEN_BACKLOG)
+    listener.listen(socket.listen_backlog)
 }
 
 /// `socket.send.buffer.bytes` on an accepted connection.
@@ -144,6 +141,7 @@ mod tests {
             queued_max_request_bytes: None,
             send_buffer_bytes: send,
             receive_buffer_bytes: receive,
+            listen_backlog: 50,
         }
     }
 
@@ -189,5 +187,32 @@ mod tests {
         let (default, _client) = configured(&sizes(None, None)).await;
         let (os, _os_client) = plain().await;
         assert_eq!(buffers(&default), buffers(&os));
+    }
+
+    /// Connections to a listener nobody accepts on that complete their handshake within a
+    /// second: the kernel completes backlog + 1 (`sk_acceptq_is_full` is a `>` test) and drops
+    /// the SYNs of the rest, which would retry only after a second.
+    async fn handshakes_without_accept(listener: &TcpListener, attempts: usize) -> usize {
+        let addr = listener.local_addr().unwrap();
+        let mut clients = Vec::new();
+        for _ in 0..attempts {
+            let connect = TcpStream::connect(addr);
+            if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(1), connect).await {
+                clients.push(client);
+            }
+        }
+        clients.len()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_kernel_queues_the_configured_backlog() {
+        let mut config = sizes(None, None);
+        config.listen_backlog = 2;
+        let small = bind("127.0.0.1:0".parse().unwrap(), &config).unwrap();
+        assert_eq!(handshakes_without_accept(&small, 5).await, 3);
+        config.listen_backlog = 50;
+        let kafkas = bind("127.0.0.1:0".parse().unwrap(), &config).unwrap();
+        assert_eq!(handshakes_without_accept(&kafkas, 5).await, 5);
     }
 }

@@ -38,6 +38,7 @@ pub const SUPPORTED: &[&str] = &[
     "queued.max.request.bytes",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
+    "socket.listen.backlog.size",
     "max.connections",
     "connections.max.idle.ms",
     "delete.topic.enable",

@@ -147,6 +147,9 @@ pub struct SocketConfig {
     /// socket, which connections inherit. Kafka's 100 KiB cost a quarter of acks=all produce
     /// throughput in the benchmarks, so the OS autotunes unless it is set.
     pub receive_buffer_bytes: Option<usize>,
+    /// `socket.listen.backlog.size` (50, as in Kafka): connections the kernel queues on the
+    /// client listener before they are accepted; the kernel caps it at `net.core.somaxconn`.
+    pub listen_backlog: u32,
 }
 
 /// Kafka's `socket.send.buffer.bytes` default.
@@ -361,6 +364,9 @@ impl BrokerConfig {
                 None,
                 i32::MAX.into(),
             )?,
+            listen_backlog: r
+                .parse_at_least::<i32>("socket.listen.backlog.size", 50, 1)?
+                .unsigned_abs(),
         };
 
         let metrics_listener = match r.get("metrics.listener") {
@@ -461,6 +467,10 @@ impl BrokerConfig {
             (
                 "socket.receive.buffer.bytes",
                 off_as_minus_one(self.socket.receive_buffer_bytes),
+            ),
+            (
+                "socket.listen.backlog.size",
+                self.socket.listen_backlog.to_string(),
             ),
         ]
     }
@@ -661,6 +671,20 @@ mod tests {
                 let err = load(&format!("{key}={bad}\n")).unwrap_err().to_string();
                 assert!(err.contains(key), "{err}");
             }
+        }
+    }
+
+    #[test]
+    fn listen_backlog_is_kafkas_50_and_an_int_of_at_least_one() {
+        assert_eq!(load("").unwrap().socket.listen_backlog, 50);
+        let c = load("socket.listen.backlog.size=1024\n").unwrap();
+        assert_eq!(c.socket.listen_backlog, 1024);
+        assert!(c.ignored_keys.is_empty());
+        for bad in ["0", "-1", "many", "2147483648"] {
+            let err = load(&format!("socket.listen.backlog.size={bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("socket.listen.backlog.size"), "{err}");
         }
     }
 

@@ -161,6 +161,9 @@ fn config_type(name: &str) -> i8 {
         | "num.partitions"
         | "message.max.bytes"
         | "socket.request.max.bytes"
+        | "socket.send.buffer.bytes"
+        | "socket.receive.buffer.bytes"
+        | "socket.listen.backlog.size"
         | "log.segment.bytes" => 3,
         _ => 5,
     }
