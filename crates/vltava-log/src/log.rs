@@ -192,6 +192,10 @@ type FileRelease = (Arc<File>, u64, Option<u64>);
 /// Segment bytes to hand back, and the mark once they are.
 type ReleasePlan = (Vec<FileRelease>, Released);
 
+/// How near the end of the active segment [`Log::try_read_in_memory`] starts reading: the
+/// batch headers it reads there were appended a moment ago and are still in the page cache.
+pub const QUICK_READ_WINDOW: u64 = 1 << 20;
+
 /// A [`Log::try_append_in_memory`] that appended.
 #[derive(Debug)]
 pub struct QuickAppend {
@@ -309,6 +313,19 @@ impl Log {
         // State changes are completed before any call that could panic, so a poisoned lock
         // still guards consistent state.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// [`Log::lock`], or with `quick` `None` while another caller holds the log: a fast path
+    /// never waits behind a slow holder (a roll, a retention delete, a 1 MiB append).
+    fn lock_unless_busy(&self, quick: bool) -> Option<MutexGuard<'_, LogState>> {
+        if !quick {
+            return Some(self.lock());
+        }
+        match self.state.try_lock() {
+            Ok(state) => Some(state),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 
     fn check_online(&self) -> Result<()> {
@@ -448,14 +465,8 @@ impl Log {
         if quick && headers.iter().any(|(_, h)| h.compression() != 0) {
             return Ok(None);
         }
-        let mut state = if quick {
-            match self.state.try_lock() {
-                Ok(state) => state,
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
-            }
-        } else {
-            self.lock()
+        let Some(mut state) = self.lock_unless_busy(quick) else {
+            return Ok(None);
         };
         let config = state.config.clone();
         if quick
@@ -681,7 +692,38 @@ impl Log {
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<ReadInfo> {
-        let mut state = self.lock();
+        let read = self.read_inner(offset, max_bytes, max_offset, min_one_batch, false)?;
+        Ok(read.expect("a read that may wait for the lock never declines"))
+    }
+
+    /// [`Log::read`] if it needs nothing slow: the log is not held by another caller, and the
+    /// read starts in the active segment, whose indexes are in memory, within
+    /// [`QUICK_READ_WINDOW`] (and the page-cache tail) of its end, so the batch headers it
+    /// reads were written a moment ago and are in the page cache. A read at the end (a tailing
+    /// consumer's) touches no segment at all. `None` if it would: read with [`Log::read`] on a
+    /// thread that may block then.
+    pub fn try_read_in_memory(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<Option<ReadInfo>> {
+        self.read_inner(offset, max_bytes, max_offset, min_one_batch, true)
+    }
+
+    /// The read; with `quick`, `None` where [`Log::try_read_in_memory`] declines.
+    fn read_inner(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        max_offset: i64,
+        min_one_batch: bool,
+        quick: bool,
+    ) -> Result<Option<ReadInfo>> {
+        let Some(mut state) = self.lock_unless_busy(quick) else {
+            return Ok(None);
+        };
         let log_end_offset = state.log_end_offset();
         let log_start_offset = state.log_start_offset;
         let info = |range| ReadInfo {
@@ -698,7 +740,16 @@ impl Log {
         }
         let bound = max_offset.min(log_end_offset);
         if offset >= bound {
-            return Ok(info(None));
+            return Ok(Some(info(None)));
+        }
+        if quick {
+            let window = state
+                .config
+                .page_cache_tail_bytes
+                .map_or(QUICK_READ_WINDOW, |tail| tail.min(QUICK_READ_WINDOW));
+            if !state.active().reads_in_memory(offset, window) {
+                return Ok(None);
+            }
         }
         let first_base = state
             .segments
@@ -718,14 +769,14 @@ impl Log {
                 continue;
             };
             if header.base_offset >= bound {
-                return Ok(info(None));
+                return Ok(Some(info(None)));
             }
             let end = segment.position_of_bound(&self.cache, bound)?;
             let mut limit = u64::from(max_bytes);
             if min_one_batch {
                 limit = limit.max(header.size() as u64);
             } else if limit < header.size() as u64 {
-                return Ok(info(None));
+                return Ok(Some(info(None)));
             }
             let length = (end - position).min(limit).min(u64::from(u32::MAX));
             let file = segment.file(&self.cache)?;
@@ -739,15 +790,15 @@ impl Log {
                 } <= state.released;
             let sealed = state.segments.range(base + 1..).next().is_some();
             let ends_segment = reaches_end && sealed;
-            return Ok(info(Some(FileRange {
+            return Ok(Some(info(Some(FileRange {
                 file,
                 position,
                 length: length as u32,
                 beyond_tail,
                 ends_segment,
-            })));
+            }))));
         }
-        Ok(info(None))
+        Ok(Some(info(None)))
     }
 
     /// Makes everything below `up_to` durable (group commit: concurrent callers share one

@@ -256,6 +256,17 @@ impl Segment {
             && (self.first_batch_timestamp.is_some() || self.size == 0)
     }
 
+    /// Whether a read from `offset` starts within `window` bytes of the end with the indexes in
+    /// memory: [`Segment::find`] then reads only headers near the end, from the page cache.
+    pub fn reads_in_memory(&self, offset: i64, window: u64) -> bool {
+        // Both, or `find` loads them from disk.
+        let (Some(index), Some(_)) = (&self.offset_index, &self.time_index) else {
+            return false;
+        };
+        offset >= self.base_offset
+            && u64::from(index.position_for(self.base_offset, offset)) + window >= self.size
+    }
+
     /// The `maxTimestamp` of the segment's first batch, `None` while it is empty.
     pub fn first_batch_timestamp(&mut self, cache: &FileCache) -> Result<Option<i64>> {
         if self.first_batch_timestamp.is_none() && self.size > 0 {

@@ -207,3 +207,54 @@ fn without_a_tail_the_page_cache_keeps_the_log() {
     assert!(!first.range.expect("a range").beyond_tail);
     assert_eq!(batches_read(&log), written);
 }
+
+#[test]
+fn a_read_in_memory_is_the_read_near_the_end_and_declines_further_back() {
+    let root = scratch();
+    let (_dir, log) = open(
+        root.path(),
+        LogConfig {
+            segment_bytes: 3 * MIB,
+            ..config(Some(64 * MIB))
+        },
+    );
+    // 80 batches of 64 records and ~64 KiB: a sealed 3 MiB segment and ~2 MiB active.
+    write(&log, 80, false);
+    let end = log.log_end_offset();
+    assert_eq!(end, 80 * 64);
+    let quick = |log: &Log, offset| log.try_read_in_memory(offset, MIB as u32, end, true);
+
+    let last = 79 * 64;
+    let taken = quick(&log, last)
+        .expect("read")
+        .expect("the last batch is read in memory");
+    let read = log.read(last, MIB as u32, end, true).expect("read");
+    let (taken, read) = (taken.range.expect("range"), read.range.expect("range"));
+    assert_eq!((taken.position, taken.length), (read.position, read.length));
+    assert!(taken.length > 0);
+
+    let at_end = quick(&log, end).expect("read").expect("nothing to read");
+    assert!(at_end.range.is_none());
+    assert!(
+        quick(&log, end + 1).is_err(),
+        "past the end is out of range"
+    );
+
+    // The active segment's first batch (~2 MiB from its end) and the sealed segment.
+    let files = segment_files(log.dir());
+    assert_eq!(files.len(), 2, "{files:?}");
+    let active_base: i64 = files[1]
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok())
+        .expect("a segment file is named by its base offset");
+    assert!(quick(&log, active_base).expect("read").is_none());
+    assert!(quick(&log, 0).expect("read").is_none());
+
+    // No page-cache tail left to read from: declined even at the end.
+    log.set_config(LogConfig {
+        segment_bytes: 3 * MIB,
+        ..config(Some(0))
+    });
+    assert!(quick(&log, last).expect("read").is_none());
+}

@@ -126,14 +126,25 @@ async fn run(
         for notified in &mut appended {
             notified.as_mut().enable();
         }
-        let wanted = plan.wanted.clone();
-        let max_bytes = plan.max_bytes;
-        let read_committed = plan.read_committed;
-        let reads = blocking(move || read_all(&wanted, max_bytes, read_committed)).await?;
+        let reads = match read_all(&plan.wanted, plan.max_bytes, plan.read_committed, true) {
+            Some(reads) => reads,
+            None => {
+                let wanted = plan.wanted.clone();
+                let (max_bytes, read_committed) = (plan.max_bytes, plan.read_committed);
+                let read = move || read_all(&wanted, max_bytes, read_committed, false);
+                let reads = blocking(read).await?;
+                reads.expect("a read that may block never declines")
+            }
+        };
         let bytes: i64 = reads.iter().map(|r| i64::from(r.bytes())).sum();
         let has_error = reads.iter().any(|r| r.error_code != error::NONE);
         let now = Instant::now();
         if bytes >= plan.min_bytes || has_error || now >= deadline || waitable.is_empty() {
+            for (w, read) in plan.wanted.iter().zip(&reads) {
+                if let Ok(partition) = &w.partition {
+                    partition.count_bytes_out(read.bytes());
+                }
+            }
             let result = assemble(&plan, reads);
             return fetch_zero_copy::encode(ctx.api_version, ctx.correlation_id, &result);
         }
@@ -169,8 +180,19 @@ impl Read {
     }
 }
 
-/// Reads every partition in request order (blocking: index lookups may touch disk).
-fn read_all(wanted: &[Wanted], max_bytes: u32, read_committed: bool) -> Vec<Read> {
+/// Reads every partition in request order. Blocking (index lookups may touch disk), unless
+/// `quick`: then every read is one [`Partition::try_read_up_to_in_memory`] takes, the fetch's
+/// own thread need not hand it to a blocking one, and `None` if any partition's would not be
+/// (read_committed reads, which also look up aborted transactions, never are).
+fn read_all(
+    wanted: &[Wanted],
+    max_bytes: u32,
+    read_committed: bool,
+    quick: bool,
+) -> Option<Vec<Read>> {
+    if quick && read_committed {
+        return None;
+    }
     let mut remaining = max_bytes;
     let mut first = true;
     wanted
@@ -178,7 +200,7 @@ fn read_all(wanted: &[Wanted], max_bytes: u32, read_committed: bool) -> Vec<Read
         .map(|w| {
             let partition = match &w.partition {
                 Ok(p) => p,
-                Err(code) => return lookup_failed(*code),
+                Err(code) => return Some(lookup_failed(*code)),
             };
             let limit = w.partition_max_bytes.min(remaining);
             let high_watermark = partition.high_watermark();
@@ -188,7 +210,14 @@ fn read_all(wanted: &[Wanted], max_bytes: u32, read_committed: bool) -> Vec<Read
             } else {
                 high_watermark
             };
-            match partition.read_up_to(w.fetch_offset, limit, bound, first) {
+            let read = if quick {
+                partition.try_read_up_to_in_memory(w.fetch_offset, limit, bound, first)
+            } else {
+                partition
+                    .read_up_to(w.fetch_offset, limit, bound, first)
+                    .map(Some)
+            };
+            Some(match read.transpose()? {
                 Ok(info) => {
                     let range = info.range.filter(|r| r.length > 0);
                     let aborted = read_committed.then(|| {
@@ -231,7 +260,7 @@ fn read_all(wanted: &[Wanted], max_bytes: u32, read_committed: bool) -> Vec<Read
                     range: None,
                     aborted: None,
                 },
-            }
+            })
         })
         .collect()
 }

@@ -99,24 +99,9 @@ impl Partition {
         Ok(info)
     }
 
-    /// Reads committed data (below the high watermark) from `offset`.
-    pub fn read(
-        &self,
-        offset: i64,
-        max_bytes: u32,
-        min_one_batch: bool,
-    ) -> Result<ReadInfo, LogError> {
-        let info = self
-            .log
-            .read(offset, max_bytes, self.high_watermark(), min_one_batch)?;
-        if let Some(range) = &info.range {
-            self.bytes_out.increment(u64::from(range.length));
-        }
-        Ok(info)
-    }
-
-    /// [`Partition::read`] below `max_offset` instead of the high watermark (the last stable
-    /// offset for read_committed fetches).
+    /// Reads from `offset` below `max_offset` and the high watermark (the last stable offset
+    /// for read_committed fetches), not counted: a long poll may read again before it
+    /// answers (see [`Partition::count_bytes_out`]).
     pub fn read_up_to(
         &self,
         offset: i64,
@@ -125,11 +110,26 @@ impl Partition {
         min_one_batch: bool,
     ) -> Result<ReadInfo, LogError> {
         let bound = max_offset.min(self.high_watermark());
-        let info = self.log.read(offset, max_bytes, bound, min_one_batch)?;
-        if let Some(range) = &info.range {
-            self.bytes_out.increment(u64::from(range.length));
-        }
-        Ok(info)
+        self.log.read(offset, max_bytes, bound, min_one_batch)
+    }
+
+    /// [`Partition::read_up_to`] where [`Log::try_read_in_memory`] reads without waiting or
+    /// touching the disk; `None` where it declines.
+    pub fn try_read_up_to_in_memory(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<Option<ReadInfo>, LogError> {
+        let bound = max_offset.min(self.high_watermark());
+        self.log
+            .try_read_in_memory(offset, max_bytes, bound, min_one_batch)
+    }
+
+    /// Counts bytes a fetch answer sends from this partition's log.
+    pub fn count_bytes_out(&self, bytes: u32) {
+        self.bytes_out.increment(u64::from(bytes));
     }
 
     pub fn high_watermark(&self) -> i64 {
