@@ -59,16 +59,6 @@ pub fn request(api_key: ApiKey, elapsed: Duration) {
     }
 }
 
-/// `bytes` of record batches appended to `topic`.
-pub fn bytes_in(topic: &str, bytes: usize) {
-    metrics::counter!(BYTES_IN, "topic" => topic.to_string()).increment(bytes as u64);
-}
-
-/// `bytes` of record batches sent from `topic`.
-pub fn bytes_out(topic: &str, bytes: u64) {
-    metrics::counter!(BYTES_OUT, "topic" => topic.to_string()).increment(bytes);
-}
-
 /// A connection opened (`+1`) or closed (`-1`).
 pub fn connection(delta: f64) {
     metrics::gauge!(CONNECTIONS).increment(delta);

@@ -192,6 +192,7 @@ mod tests {
     /// Connections to a listener nobody accepts on that complete their handshake within a
     /// second: the kernel completes backlog + 1 (`sk_acceptq_is_full` is a `>` test) and drops
     /// the SYNs of the rest, which would retry only after a second.
+    #[cfg(target_os = "linux")]
     async fn handshakes_without_accept(listener: &TcpListener, attempts: usize) -> usize {
         let addr = listener.local_addr().unwrap();
         let mut clients = Vec::new();

@@ -194,7 +194,7 @@ type ReleasePlan = (Vec<FileRelease>, Released);
 
 /// How near the end of the active segment [`Log::try_read_in_memory`] starts reading: the
 /// batch headers it reads there were appended a moment ago and are still in the page cache.
-pub const QUICK_READ_WINDOW: u64 = 1 << 20;
+pub(crate) const QUICK_READ_WINDOW: u64 = 1 << 20;
 
 /// A [`Log::try_append_in_memory`] that appended.
 #[derive(Debug)]

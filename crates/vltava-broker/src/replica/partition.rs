@@ -1,4 +1,5 @@
-// HOT PATH: produce and fetch go through `Partition::append` and `Partition::read`.
+// HOT PATH: produce and fetch go through `Partition::append` and `Partition::read_up_to` (or
+// their in-memory variants).
 //! One partition led by this broker: its log, its leader epoch, and the signal that wakes
 //! fetches waiting for data.
 //!
