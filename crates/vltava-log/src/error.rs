@@ -90,6 +90,12 @@ pub enum LogError {
         line: usize,
         reason: String,
     },
+
+    /// A read that may not wait ([`Wait::Never`](crate::fs::Wait)) would have: its file is not
+    /// open, or its bytes are not in the page cache. It does not leave the crate:
+    /// [`Log::try_read_in_memory`](crate::Log::try_read_in_memory) answers `None` instead.
+    #[error("the read would wait for the disk")]
+    WouldBlock,
 }
 
 impl LogError {
@@ -133,6 +139,7 @@ impl LogError {
             LogError::InvalidTxnState { .. } => 48, // INVALID_TXN_STATE
             LogError::TransactionCoordinatorFenced { .. } => 52, // TRANSACTION_COORDINATOR_FENCED
             LogError::Io { .. } | LogError::Offline { .. } | LogError::Checkpoint { .. } => 56, // KAFKA_STORAGE_ERROR
+            LogError::WouldBlock => -1, // UNKNOWN_SERVER_ERROR; never reaches a client
         }
     }
 }

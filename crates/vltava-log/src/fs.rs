@@ -37,6 +37,44 @@ pub fn read_exact_at(file: &File, path: &Path, buf: &mut [u8], position: u64) ->
         .map_err(|e| LogError::io("read", path, e))
 }
 
+/// Whether a read may wait: for the disk, or for a file to be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    Allowed,
+    /// From memory or not at all ([`LogError::WouldBlock`]): the read runs on an async
+    /// runtime's thread, where waiting for the disk stalls every connection on it.
+    Never,
+}
+
+/// [`read_exact_at`], or with [`Wait::Never`] only from the page cache.
+pub fn read_exact_at_with(
+    file: &File,
+    path: &Path,
+    buf: &mut [u8],
+    position: u64,
+    wait: Wait,
+) -> Result<()> {
+    if wait == Wait::Allowed {
+        return read_exact_at(file, path, buf, position);
+    }
+    let wanted = buf.len();
+    loop {
+        let slices = &mut [std::io::IoSliceMut::new(buf)];
+        // RWF_NOWAIT: the kernel copies what is cached and starts no I/O (EAGAIN if nothing
+        // is). A file system without it for buffered reads answers EOPNOTSUPP; that read goes
+        // to a thread that may wait, like any other miss.
+        match rustix::io::preadv2(file, slices, position, rustix::io::ReadWriteFlags::NOWAIT) {
+            Ok(n) if n == wanted => return Ok(()),
+            Ok(_) => return Err(LogError::WouldBlock),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::OPNOTSUPP) => {
+                return Err(LogError::WouldBlock)
+            }
+            Err(e) => return Err(LogError::io("read", path, e.into())),
+        }
+    }
+}
+
 /// Reads up to `buf.len()` bytes; returns how many were read (short at end of file).
 pub fn read_at_most(file: &File, path: &Path, buf: &mut [u8], position: u64) -> Result<usize> {
     let mut done = 0;
@@ -106,14 +144,8 @@ impl FileCache {
 
     /// The open file for `key`, opening `path` read-write if it is not cached.
     pub fn get(&self, key: FileKey, path: &Path) -> Result<Arc<File>> {
-        {
-            let mut inner = self.lock();
-            inner.tick += 1;
-            let tick = inner.tick;
-            if let Some((file, used)) = inner.files.get_mut(&key) {
-                *used = tick;
-                return Ok(Arc::clone(file));
-            }
+        if let Some(file) = self.get_cached(key) {
+            return Ok(file);
         }
         let file = Arc::new(open_read_write(path, false)?);
         let mut inner = self.lock();
@@ -131,6 +163,16 @@ impl FileCache {
         let tick = inner.tick;
         inner.files.insert(key, (Arc::clone(&file), tick));
         Ok(file)
+    }
+
+    /// The open file for `key` if the cache holds it: opening one may wait for the disk.
+    pub fn get_cached(&self, key: FileKey) -> Option<Arc<File>> {
+        let mut inner = self.lock();
+        inner.tick += 1;
+        let tick = inner.tick;
+        let (file, used) = inner.files.get_mut(&key)?;
+        *used = tick;
+        Some(Arc::clone(file))
     }
 
     /// Drops the cached handle (before a file is deleted or renamed).
@@ -171,6 +213,19 @@ mod tests {
         let recent = dir.path().join("9.log");
         cache.get(9, &recent).expect("hit");
         assert_eq!(cache.open_count(), 3);
+    }
+
+    #[test]
+    fn a_lookup_that_may_not_wait_finds_only_open_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("0.log");
+        File::create(&path).expect("create");
+        let cache = FileCache::new(2);
+        assert!(cache.get_cached(0).is_none(), "never opened");
+        cache.get(0, &path).expect("open");
+        assert!(cache.get_cached(0).is_some());
+        cache.forget(0);
+        assert!(cache.get_cached(0).is_none(), "forgotten");
     }
 
     #[test]

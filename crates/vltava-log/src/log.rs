@@ -15,7 +15,7 @@ use crate::control::{self, TxnMarker};
 use crate::durability::{Durable, GroupCommit};
 use crate::epoch::LeaderEpochCache;
 use crate::error::{LogError, Result};
-use crate::fs::{self, FileCache};
+use crate::fs::{self, FileCache, Wait};
 use crate::index::txn::{AbortedTxn, TxnIndex};
 use crate::page_cache::{self, Extent, Released};
 use crate::producer_state::{self, PendingUpdate, ProducerEntry, ProducerStateManager};
@@ -697,11 +697,12 @@ impl Log {
     }
 
     /// [`Log::read`] if it needs nothing slow: the log is not held by another caller, and the
-    /// read starts in the active segment, whose indexes are in memory, within
-    /// [`QUICK_READ_WINDOW`] (and the page-cache tail) of its end, so the batch headers it
-    /// reads were written a moment ago and are in the page cache. A read at the end (a tailing
-    /// consumer's) touches no segment at all. `None` if it would: read with [`Log::read`] on a
-    /// thread that may block then.
+    /// read starts in the active segment, whose indexes are in memory and whose file is open,
+    /// within [`QUICK_READ_WINDOW`] (and the page-cache tail) of its end, where the batch
+    /// headers it reads were written a moment ago. Those are read only if they are still in
+    /// the page cache ([`Wait::Never`]). A read at the end (a tailing consumer's) touches no
+    /// segment at all. `None` if the read would wait: read with [`Log::read`] on a thread that
+    /// may block then.
     pub fn try_read_in_memory(
         &self,
         offset: i64,
@@ -709,7 +710,10 @@ impl Log {
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<Option<ReadInfo>> {
-        self.read_inner(offset, max_bytes, max_offset, min_one_batch, true)
+        match self.read_inner(offset, max_bytes, max_offset, min_one_batch, true) {
+            Err(LogError::WouldBlock) => Ok(None),
+            read => read,
+        }
     }
 
     /// The read; with `quick`, `None` where [`Log::try_read_in_memory`] declines.
@@ -742,6 +746,7 @@ impl Log {
         if offset >= bound {
             return Ok(Some(info(None)));
         }
+        let wait = if quick { Wait::Never } else { Wait::Allowed };
         if quick {
             let window = state
                 .config
@@ -765,13 +770,15 @@ impl Log {
             let Some(segment) = state.segments.get_mut(&base) else {
                 continue;
             };
-            let Some((position, header)) = segment.find(&self.cache, offset)? else {
+            let file = segment.file_with(&self.cache, wait)?;
+            let Some((position, header)) = segment.find_in(&self.cache, &file, offset, wait)?
+            else {
                 continue;
             };
             if header.base_offset >= bound {
                 return Ok(Some(info(None)));
             }
-            let end = segment.position_of_bound(&self.cache, bound)?;
+            let end = segment.position_of_bound(&self.cache, &file, bound, wait)?;
             let mut limit = u64::from(max_bytes);
             if min_one_batch {
                 limit = limit.max(header.size() as u64);
@@ -779,7 +786,6 @@ impl Log {
                 return Ok(Some(info(None)));
             }
             let length = (end - position).min(limit).min(u64::from(u32::MAX));
-            let file = segment.file(&self.cache)?;
             let reaches_end = position + length == segment.size();
             // Behind the mark the bytes are flushed and were handed back once: a read of them
             // (from disk) hands them back again rather than growing the page cache.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::batch::{self, BatchHeader, HEADER_SIZE};
 use crate::error::{LogError, Result};
-use crate::fs::{self, FileCache, FileKey};
+use crate::fs::{self, FileCache, FileKey, Wait};
 use crate::index::{Entry, OffsetEntry, OffsetIndex, SparseIndex, TimeEntry, TimeIndex};
 use crate::page_cache;
 
@@ -160,6 +160,14 @@ impl Segment {
         cache.get(self.log_key, &self.log_path)
     }
 
+    /// [`Segment::file`]; with [`Wait::Never`] only if it is open already.
+    pub fn file_with(&self, cache: &FileCache, wait: Wait) -> Result<Arc<File>> {
+        match wait {
+            Wait::Allowed => self.file(cache),
+            Wait::Never => cache.get_cached(self.log_key).ok_or(LogError::WouldBlock),
+        }
+    }
+
     /// Whether `extra_bytes` more (in `extra_batches` batches) still fit under the limits.
     pub fn has_room_for(&self, extra_bytes: u64, last_offset: i64, segment_bytes: u64) -> bool {
         if self.size == 0 {
@@ -279,24 +287,48 @@ impl Segment {
     /// Reads the header of the batch at `position`, or `None` if fewer than a header's bytes
     /// of the segment remain there.
     pub fn header_at(&self, file: &File, position: u64) -> Result<Option<BatchHeader>> {
+        self.header_at_with(file, position, Wait::Allowed)
+    }
+
+    fn header_at_with(
+        &self,
+        file: &File,
+        position: u64,
+        wait: Wait,
+    ) -> Result<Option<BatchHeader>> {
         if position + HEADER_SIZE as u64 > self.size {
             return Ok(None);
         }
         let mut buf = [0u8; HEADER_SIZE];
-        fs::read_exact_at(file, &self.log_path, &mut buf, position)?;
+        fs::read_exact_at_with(file, &self.log_path, &mut buf, position, wait)?;
         Ok(BatchHeader::parse(&buf))
     }
 
     /// The position and header of the batch that contains `offset` (or the first batch after
     /// it, for gaps), if any.
     pub fn find(&mut self, cache: &FileCache, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
+        let file = self.file(cache)?;
+        self.find_in(cache, &file, offset, Wait::Allowed)
+    }
+
+    /// [`Segment::find`] in this segment's open `file`. With [`Wait::Never`] the indexes must
+    /// be loaded (see [`Segment::reads_in_memory`]).
+    pub fn find_in(
+        &mut self,
+        cache: &FileCache,
+        file: &File,
+        offset: i64,
+        wait: Wait,
+    ) -> Result<Option<(u64, BatchHeader)>> {
+        if wait == Wait::Never && (self.offset_index.is_none() || self.time_index.is_none()) {
+            return Err(LogError::WouldBlock);
+        }
         self.load_indexes(cache)?;
         let mut position = self
             .offset_index
             .as_ref()
             .map_or(0, |i| u64::from(i.position_for(self.base_offset, offset)));
-        let file = self.file(cache)?;
-        while let Some(header) = self.header_at(&file, position)? {
+        while let Some(header) = self.header_at_with(file, position, wait)? {
             if header.last_offset() >= offset {
                 return Ok(Some((position, header)));
             }
@@ -305,13 +337,20 @@ impl Segment {
         Ok(None)
     }
 
-    /// Position of the first batch whose base offset is `>= offset` (the segment size if none):
-    /// the end of what may be read below a bound such as the high watermark.
-    pub fn position_of_bound(&mut self, cache: &FileCache, offset: i64) -> Result<u64> {
+    /// Position of the first batch whose base offset is `>= offset` (the segment size if none)
+    /// in this segment's open `file`: the end of what may be read below a bound such as the
+    /// high watermark.
+    pub fn position_of_bound(
+        &mut self,
+        cache: &FileCache,
+        file: &File,
+        offset: i64,
+        wait: Wait,
+    ) -> Result<u64> {
         if offset >= self.next_offset {
             return Ok(self.size);
         }
-        Ok(match self.find(cache, offset)? {
+        Ok(match self.find_in(cache, file, offset, wait)? {
             Some((position, header)) if header.base_offset >= offset => position,
             Some((position, header)) => position + header.size() as u64,
             None => self.size,

@@ -258,3 +258,34 @@ fn a_read_in_memory_is_the_read_near_the_end_and_declines_further_back() {
     });
     assert!(quick(&log, last).expect("read").is_none());
 }
+
+#[test]
+fn a_read_in_memory_declines_headers_the_kernel_dropped() {
+    let root = scratch();
+    let (_dir, log) = open(root.path(), config(Some(64 * MIB)));
+    write(&log, 8, true);
+    let end = log.log_end_offset();
+    let last = 7 * 64;
+    let quick = |log: &Log| log.try_read_in_memory(last, MIB as u32, end, true);
+    assert!(quick(&log).expect("read").is_some(), "just written");
+
+    // Flushed pages are clean, so the kernel drops them when advised to.
+    let files = segment_files(log.dir());
+    let active = std::fs::File::open(files.last().expect("a segment")).expect("open segment");
+    rustix::fs::fadvise(&active, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise");
+    assert_eq!(
+        resident_bytes(log.dir()),
+        0,
+        "the segment left the page cache"
+    );
+    assert!(
+        quick(&log).expect("read").is_none(),
+        "a header not in the page cache is read by a thread that may wait"
+    );
+
+    // The blocking read brings the header back; the quick one takes it from memory again.
+    let read = log.read(last, MIB as u32, end, true).expect("read");
+    let taken = quick(&log).expect("read").expect("cached again");
+    let (read, taken) = (read.range.expect("range"), taken.range.expect("range"));
+    assert_eq!((taken.position, taken.length), (read.position, read.length));
+}
