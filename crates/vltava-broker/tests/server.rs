@@ -191,6 +191,69 @@ async fn produced_records_are_fetched_back_with_their_offsets() {
     );
 }
 
+/// A fetch whose first partition is read at its end and whose second from far back (more than
+/// the in-memory read window, so on a thread that may block): both come back, under one
+/// `max_bytes`.
+#[tokio::test]
+async fn a_fetch_reads_partitions_at_their_end_and_far_back_under_one_max_bytes() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "mixed", 2).await;
+    let produce = |partition: i32, value: &str| {
+        ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name("mixed"))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(batch(1000, &[value])))])])
+    };
+    let big = "b".repeat(100_000);
+    for _ in 0..40 {
+        let response = client.call(9, &produce(0, &big)).await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    let small = "s".repeat(50_000);
+    let response = client.call(9, &produce(1, &small)).await;
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+
+    let max_bytes = 300_000;
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(max_bytes)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name("mixed"))
+            .with_partitions(
+                [1, 0]
+                    .map(|p| {
+                        FetchPartition::default()
+                            .with_partition(p)
+                            .with_fetch_offset(0)
+                            .with_partition_max_bytes(1 << 20)
+                    })
+                    .to_vec(),
+            )]);
+    let response = client.call(12, &request).await;
+    let partitions = &response.responses[0].partitions;
+    assert_eq!(partitions.len(), 2);
+    assert_eq!(
+        (partitions[0].partition_index, partitions[1].partition_index),
+        (1, 0)
+    );
+    assert!(partitions.iter().all(|p| p.error_code == 0), "{response:?}");
+    assert_eq!(values(&partitions[0].records), vec![(0, small.clone())]);
+    let tail = partitions[0].records.as_ref().unwrap().len();
+    // The far read gets what the near one left of max_bytes (a partial last batch included,
+    // as Kafka sends it), starting with the batch at offset 0.
+    let far = partitions[1].records.as_ref().unwrap();
+    assert_eq!(far.len(), max_bytes as usize - tail);
+    assert_eq!(i64::from_be_bytes(far[..8].try_into().unwrap()), 0);
+    assert_eq!(partitions[1].high_watermark, 40);
+}
+
 #[tokio::test]
 async fn waiting_fetch_is_woken_by_an_append() {
     let broker = TestBroker::start().await;

@@ -126,16 +126,17 @@ async fn run(
         for notified in &mut appended {
             notified.as_mut().enable();
         }
-        let reads = match read_all(&plan.wanted, plan.max_bytes, plan.read_committed, true) {
-            Some(reads) => reads,
-            None => {
-                let wanted = plan.wanted.clone();
-                let (max_bytes, read_committed) = (plan.max_bytes, plan.read_committed);
-                let read = move || read_all(&wanted, max_bytes, read_committed, false);
-                let reads = blocking(read).await?;
-                reads.expect("a read that may block never declines")
-            }
-        };
+        let mut reads = Reads::new(plan.max_bytes, plan.read_committed, plan.wanted.len());
+        if !reads.read(&plan.wanted, true) {
+            // The rest on a thread that may block; the partitions read already stay read.
+            let wanted = plan.wanted.clone();
+            reads = blocking(move || {
+                reads.read(&wanted, false);
+                reads
+            })
+            .await?;
+        }
+        let reads = reads.done;
         let bytes: i64 = reads.iter().map(|r| i64::from(r.bytes())).sum();
         let has_error = reads.iter().any(|r| r.error_code != error::NONE);
         let now = Instant::now();
@@ -180,89 +181,109 @@ impl Read {
     }
 }
 
-/// Reads every partition in request order. Blocking (index lookups may touch disk), unless
-/// `quick`: then every read is one [`Partition::try_read_up_to_in_memory`] takes, the fetch's
-/// own thread need not hand it to a blocking one, and `None` if any partition's would not be
-/// (read_committed reads, which also look up aborted transactions, never are).
-fn read_all(
-    wanted: &[Wanted],
-    max_bytes: u32,
+/// Reads every partition of a fetch in request order, under one `max_bytes` for them all.
+struct Reads {
+    remaining: u32,
+    /// No bytes read yet: the next batch is returned even if larger than the limits (KIP-74).
+    first: bool,
     read_committed: bool,
-    quick: bool,
-) -> Option<Vec<Read>> {
-    if quick && read_committed {
-        return None;
+    done: Vec<Read>,
+}
+
+impl Reads {
+    fn new(max_bytes: u32, read_committed: bool, partitions: usize) -> Reads {
+        Reads {
+            remaining: max_bytes,
+            first: true,
+            read_committed,
+            done: Vec::with_capacity(partitions),
+        }
     }
-    let mut remaining = max_bytes;
-    let mut first = true;
-    wanted
-        .iter()
-        .map(|w| {
-            let partition = match &w.partition {
-                Ok(p) => p,
-                Err(code) => return Some(lookup_failed(*code)),
+
+    /// Reads the partitions after those done. Blocking (index lookups may touch disk), unless
+    /// `quick`: then only reads that [`Partition::try_read_up_to_in_memory`] takes, so that
+    /// the fetch's own thread need not hand them to a blocking one, stopping at the first it
+    /// declines (read_committed reads, which also look up aborted transactions, always are).
+    /// Whether every partition was read.
+    fn read(&mut self, wanted: &[Wanted], quick: bool) -> bool {
+        if quick && self.read_committed {
+            return false;
+        }
+        while let Some(w) = wanted.get(self.done.len()) {
+            let Some(read) = self.read_one(w, quick) else {
+                return false;
             };
-            let limit = w.partition_max_bytes.min(remaining);
-            let high_watermark = partition.high_watermark();
-            let last_stable_offset = partition.last_stable_offset();
-            let bound = if read_committed {
-                last_stable_offset
-            } else {
-                high_watermark
-            };
-            let read = if quick {
-                partition.try_read_up_to_in_memory(w.fetch_offset, limit, bound, first)
-            } else {
-                partition
-                    .read_up_to(w.fetch_offset, limit, bound, first)
-                    .map(Some)
-            };
-            Some(match read.transpose()? {
-                Ok(info) => {
-                    let range = info.range.filter(|r| r.length > 0);
-                    let aborted = read_committed.then(|| {
-                        if range.is_none() {
-                            return Vec::new();
-                        }
-                        partition
-                            .log
-                            .aborted_transactions(w.fetch_offset, bound)
-                            .into_iter()
-                            .map(|a| {
-                                AbortedTransaction::default()
-                                    .with_producer_id(ProducerId(a.producer_id))
-                                    .with_first_offset(a.first_offset)
-                            })
-                            .collect()
-                    });
-                    let read = Read {
-                        error_code: error::NONE,
-                        high_watermark,
-                        last_stable_offset,
-                        log_start_offset: info.log_start_offset,
-                        range,
-                        aborted,
-                    };
-                    if read.bytes() > 0 {
-                        first = false;
-                        remaining = remaining.saturating_sub(read.bytes());
+            if read.bytes() > 0 {
+                self.first = false;
+                self.remaining = self.remaining.saturating_sub(read.bytes());
+            }
+            self.done.push(read);
+        }
+        true
+    }
+
+    /// One partition's read; `None` if `quick` and it would wait.
+    fn read_one(&self, w: &Wanted, quick: bool) -> Option<Read> {
+        let (read_committed, first) = (self.read_committed, self.first);
+        let partition = match &w.partition {
+            Ok(p) => p,
+            Err(code) => return Some(lookup_failed(*code)),
+        };
+        let limit = w.partition_max_bytes.min(self.remaining);
+        let high_watermark = partition.high_watermark();
+        let last_stable_offset = partition.last_stable_offset();
+        let bound = if read_committed {
+            last_stable_offset
+        } else {
+            high_watermark
+        };
+        let read = if quick {
+            partition.try_read_up_to_in_memory(w.fetch_offset, limit, bound, first)
+        } else {
+            partition
+                .read_up_to(w.fetch_offset, limit, bound, first)
+                .map(Some)
+        };
+        Some(match read.transpose()? {
+            Ok(info) => {
+                let range = info.range.filter(|r| r.length > 0);
+                let aborted = read_committed.then(|| {
+                    if range.is_none() {
+                        return Vec::new();
                     }
-                    read
+                    partition
+                        .log
+                        .aborted_transactions(w.fetch_offset, bound)
+                        .into_iter()
+                        .map(|a| {
+                            AbortedTransaction::default()
+                                .with_producer_id(ProducerId(a.producer_id))
+                                .with_first_offset(a.first_offset)
+                        })
+                        .collect()
+                });
+                Read {
+                    error_code: error::NONE,
+                    high_watermark,
+                    last_stable_offset,
+                    log_start_offset: info.log_start_offset,
+                    range,
+                    aborted,
                 }
-                // Kafka's ReplicaManager answers a failed read (OFFSET_OUT_OF_RANGE included, for
-                // consumers) with `createLogReadResult(e)`: no offsets at all and null
-                // aborted transactions; the consumer resets its position with ListOffsets.
-                Err(e) => Read {
-                    error_code: error::log_error_code(&e),
-                    high_watermark: -1,
-                    last_stable_offset: -1,
-                    log_start_offset: -1,
-                    range: None,
-                    aborted: None,
-                },
-            })
+            }
+            // Kafka's ReplicaManager answers a failed read (OFFSET_OUT_OF_RANGE included, for
+            // consumers) with `createLogReadResult(e)`: no offsets at all and null
+            // aborted transactions; the consumer resets its position with ListOffsets.
+            Err(e) => Read {
+                error_code: error::log_error_code(&e),
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                range: None,
+                aborted: None,
+            },
         })
-        .collect()
+    }
 }
 
 /// A partition that could not be looked up. Unknown topics and partitions are answered by
