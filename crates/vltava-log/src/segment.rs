@@ -15,6 +15,12 @@ use crate::fs::{self, FileCache, FileKey, Wait};
 use crate::index::{Entry, OffsetEntry, OffsetIndex, SparseIndex, TimeEntry, TimeIndex};
 use crate::page_cache;
 
+/// The most batch headers a [`Wait::Never`] find reads, one syscall each. Index entries are
+/// `index.interval.bytes` (4 KiB by default) apart, so a find reads a few dozen headers of small
+/// batches; an index made sparse by a large interval could have it read thousands on an async
+/// runtime's thread. Beyond this the read goes to a thread that may wait.
+pub(crate) const IN_MEMORY_SCAN_HEADERS: usize = 64;
+
 pub fn file_name(base_offset: i64, extension: &str) -> String {
     format!("{base_offset:020}.{extension}")
 }
@@ -328,11 +334,16 @@ impl Segment {
             .offset_index
             .as_ref()
             .map_or(0, |i| u64::from(i.position_for(self.base_offset, offset)));
+        let mut headers = 0;
         while let Some(header) = self.header_at_with(file, position, wait)? {
             if header.last_offset() >= offset {
                 return Ok(Some((position, header)));
             }
             position += header.size() as u64;
+            headers += 1;
+            if wait == Wait::Never && headers >= IN_MEMORY_SCAN_HEADERS {
+                return Err(LogError::WouldBlock);
+            }
         }
         Ok(None)
     }

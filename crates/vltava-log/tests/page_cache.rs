@@ -289,3 +289,31 @@ fn a_read_in_memory_declines_headers_the_kernel_dropped() {
     let (read, taken) = (read.range.expect("range"), taken.range.expect("range"));
     assert_eq!((taken.position, taken.length), (read.position, read.length));
 }
+
+#[test]
+fn a_read_in_memory_declines_a_long_scan_of_a_sparse_index() {
+    let root = scratch();
+    let sparse = LogConfig {
+        index_interval_bytes: 64 * MIB,
+        ..config(Some(64 * MIB))
+    };
+    let (_dir, log) = open(root.path(), sparse);
+    // Single-record batches of a few dozen bytes: with one index entry for the whole segment,
+    // finding the last batch reads every header before it.
+    for b in 0..200 {
+        let batch = build_test_batch(1_000 + b, &[b"v".as_slice()]);
+        log.append(&batch, 0, 1_000 + b).expect("append");
+    }
+    let end = log.log_end_offset();
+    let quick = |log: &Log, offset| log.try_read_in_memory(offset, MIB as u32, end, true);
+    assert!(
+        quick(&log, end - 1).expect("read").is_none(),
+        "200 headers to scan"
+    );
+    assert!(
+        quick(&log, 10).expect("read").is_some(),
+        "a dozen headers to scan"
+    );
+    let read = log.read(end - 1, MIB as u32, end, true).expect("read");
+    assert!(read.range.expect("the blocking read finds it").length > 0);
+}
