@@ -218,25 +218,27 @@ async fn a_fetch_reads_partitions_at_their_end_and_far_back_under_one_max_bytes(
     let response = client.call(9, &produce(1, &small)).await;
     assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
 
+    let request = |max_bytes: i32| {
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name("mixed"))
+                .with_partitions(
+                    [1, 0]
+                        .map(|p| {
+                            FetchPartition::default()
+                                .with_partition(p)
+                                .with_fetch_offset(0)
+                                .with_partition_max_bytes(1 << 20)
+                        })
+                        .to_vec(),
+                )])
+    };
     let max_bytes = 300_000;
-    let request = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(max_bytes)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(name("mixed"))
-            .with_partitions(
-                [1, 0]
-                    .map(|p| {
-                        FetchPartition::default()
-                            .with_partition(p)
-                            .with_fetch_offset(0)
-                            .with_partition_max_bytes(1 << 20)
-                    })
-                    .to_vec(),
-            )]);
-    let response = client.call(12, &request).await;
+    let response = client.call(12, &request(max_bytes)).await;
     let partitions = &response.responses[0].partitions;
     assert_eq!(partitions.len(), 2);
     assert_eq!(
@@ -245,13 +247,22 @@ async fn a_fetch_reads_partitions_at_their_end_and_far_back_under_one_max_bytes(
     );
     assert!(partitions.iter().all(|p| p.error_code == 0), "{response:?}");
     assert_eq!(values(&partitions[0].records), vec![(0, small.clone())]);
-    let tail = partitions[0].records.as_ref().unwrap().len();
+    let near = partitions[0].records.as_ref().unwrap().len();
     // The far read gets what the near one left of max_bytes (a partial last batch included,
     // as Kafka sends it), starting with the batch at offset 0.
     let far = partitions[1].records.as_ref().unwrap();
-    assert_eq!(far.len(), max_bytes as usize - tail);
+    assert_eq!(far.len(), max_bytes as usize - near);
     assert_eq!(i64::from_be_bytes(far[..8].try_into().unwrap()), 0);
     assert_eq!(partitions[1].high_watermark, 40);
+
+    // Less left than the far partition's first batch: a batch was returned already, so that
+    // one is not returned whole beyond max_bytes (KIP-74) and the far partition comes back
+    // empty.
+    let response = client.call(12, &request(near as i32 + 50_000)).await;
+    let partitions = &response.responses[0].partitions;
+    assert_eq!(values(&partitions[0].records), vec![(0, small)]);
+    let far = partitions[1].records.as_ref().map_or(0, |r| r.len());
+    assert_eq!(far, 0, "{:?}", partitions[1]);
 }
 
 #[tokio::test]

@@ -60,17 +60,15 @@ pub fn read_exact_at_with(
     let wanted = buf.len();
     loop {
         let slices = &mut [std::io::IoSliceMut::new(buf)];
-        // RWF_NOWAIT: the kernel copies what is cached and starts no I/O (EAGAIN if nothing
-        // is). A file system without it for buffered reads answers EOPNOTSUPP; that read goes
-        // to a thread that may wait, like any other miss.
+        // RWF_NOWAIT: the kernel copies what is cached and waits for no I/O (it may start
+        // read-ahead; EAGAIN if nothing is cached). Any failure, a short read included, goes
+        // to the read that may wait, whose answer (or error) the client gets: a file system
+        // without RWF_NOWAIT for buffered reads (EOPNOTSUPP), a kernel or seccomp profile
+        // without preadv2 (ENOSYS, EPERM), the end of the file.
         match rustix::io::preadv2(file, slices, position, rustix::io::ReadWriteFlags::NOWAIT) {
             Ok(n) if n == wanted => return Ok(()),
-            Ok(_) => return Err(LogError::WouldBlock),
             Err(rustix::io::Errno::INTR) => continue,
-            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::OPNOTSUPP) => {
-                return Err(LogError::WouldBlock)
-            }
-            Err(e) => return Err(LogError::io("read", path, e.into())),
+            Ok(_) | Err(_) => return Err(LogError::WouldBlock),
         }
     }
 }
@@ -226,6 +224,21 @@ mod tests {
         assert!(cache.get_cached(0).is_some());
         cache.forget(0);
         assert!(cache.get_cached(0).is_none(), "forgotten");
+    }
+
+    #[test]
+    fn a_read_that_may_not_wait_reads_cached_bytes_and_declines_the_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("0.log");
+        std::fs::write(&path, b"0123456789").expect("write");
+        let file = File::open(&path).expect("open");
+        let mut buf = [0u8; 4];
+        read_exact_at_with(&file, &path, &mut buf, 3, Wait::Never).expect("just written");
+        assert_eq!(&buf, b"3456");
+        let past = read_exact_at_with(&file, &path, &mut buf, 8, Wait::Never);
+        assert!(matches!(past, Err(LogError::WouldBlock)), "{past:?}");
+        let blocking = read_exact_at_with(&file, &path, &mut buf, 8, Wait::Allowed);
+        assert!(matches!(blocking, Err(LogError::Io { .. })), "{blocking:?}");
     }
 
     #[test]

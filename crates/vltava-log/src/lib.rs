@@ -8,7 +8,9 @@
 //!
 //! Does not own: networking, the Kafka protocol, replication or high watermarks (the broker's),
 //! or any async runtime — every call here is synchronous and may block on disk, so async
-//! callers run it on blocking threads.
+//! callers run it on blocking threads. The exceptions say so in their names:
+//! `Log::try_append_in_memory` and `Log::try_read_in_memory` do only what needs no wait and
+//! decline the rest, for the caller to redo on a blocking thread.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 

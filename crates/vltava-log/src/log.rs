@@ -193,7 +193,8 @@ type FileRelease = (Arc<File>, u64, Option<u64>);
 type ReleasePlan = (Vec<FileRelease>, Released);
 
 /// How near the end of the active segment [`Log::try_read_in_memory`] starts reading: the
-/// batch headers it reads there were appended a moment ago and are still in the page cache.
+/// batch headers it reads there were appended a moment ago, so are most likely still in the
+/// page cache.
 pub(crate) const QUICK_READ_WINDOW: u64 = 1 << 20;
 
 /// A [`Log::try_append_in_memory`] that appended.
@@ -692,17 +693,15 @@ impl Log {
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<ReadInfo> {
-        let read = self.read_inner(offset, max_bytes, max_offset, min_one_batch, false)?;
-        Ok(read.expect("a read that may wait for the lock never declines"))
+        self.read_inner(offset, max_bytes, max_offset, min_one_batch, Wait::Allowed)
     }
 
     /// [`Log::read`] if it needs nothing slow: the log is not held by another caller, and the
     /// read starts in the active segment, whose indexes are in memory and whose file is open,
-    /// within [`QUICK_READ_WINDOW`] (and the page-cache tail) of its end, where the batch
-    /// headers it reads were written a moment ago. Those are read only if they are still in
-    /// the page cache ([`Wait::Never`]). A read at the end (a tailing consumer's) touches no
-    /// segment at all. `None` if the read would wait: read with [`Log::read`] on a thread that
-    /// may block then.
+    /// within 1 MiB (and the page-cache tail) of its end, where the batch headers it reads were
+    /// written a moment ago. Those are read only if they are still in the page cache, and at
+    /// most 128 of them. A read at the end (a tailing consumer's) touches no segment at all.
+    /// `None` if the read would wait: read with [`Log::read`] on a thread that may block then.
     pub fn try_read_in_memory(
         &self,
         offset: i64,
@@ -710,24 +709,25 @@ impl Log {
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<Option<ReadInfo>> {
-        match self.read_inner(offset, max_bytes, max_offset, min_one_batch, true) {
+        match self.read_inner(offset, max_bytes, max_offset, min_one_batch, Wait::Never) {
+            Ok(read) => Ok(Some(read)),
             Err(LogError::WouldBlock) => Ok(None),
-            read => read,
+            Err(e) => Err(e),
         }
     }
 
-    /// The read; with `quick`, `None` where [`Log::try_read_in_memory`] declines.
+    /// The read; with [`Wait::Never`], [`LogError::WouldBlock`] where
+    /// [`Log::try_read_in_memory`] declines.
     fn read_inner(
         &self,
         offset: i64,
         max_bytes: u32,
         max_offset: i64,
         min_one_batch: bool,
-        quick: bool,
-    ) -> Result<Option<ReadInfo>> {
-        let Some(mut state) = self.lock_unless_busy(quick) else {
-            return Ok(None);
-        };
+        wait: Wait,
+    ) -> Result<ReadInfo> {
+        let quick = wait == Wait::Never;
+        let mut state = self.lock_unless_busy(quick).ok_or(LogError::WouldBlock)?;
         let log_end_offset = state.log_end_offset();
         let log_start_offset = state.log_start_offset;
         let info = |range| ReadInfo {
@@ -744,16 +744,15 @@ impl Log {
         }
         let bound = max_offset.min(log_end_offset);
         if offset >= bound {
-            return Ok(Some(info(None)));
+            return Ok(info(None));
         }
-        let wait = if quick { Wait::Never } else { Wait::Allowed };
         if quick {
             let window = state
                 .config
                 .page_cache_tail_bytes
                 .map_or(QUICK_READ_WINDOW, |tail| tail.min(QUICK_READ_WINDOW));
             if !state.active().reads_in_memory(offset, window) {
-                return Ok(None);
+                return Err(LogError::WouldBlock);
             }
         }
         let first_base = state
@@ -776,14 +775,14 @@ impl Log {
                 continue;
             };
             if header.base_offset >= bound {
-                return Ok(Some(info(None)));
+                return Ok(info(None));
             }
             let end = segment.position_of_bound(&self.cache, &file, bound, wait)?;
             let mut limit = u64::from(max_bytes);
             if min_one_batch {
                 limit = limit.max(header.size() as u64);
             } else if limit < header.size() as u64 {
-                return Ok(Some(info(None)));
+                return Ok(info(None));
             }
             let length = (end - position).min(limit).min(u64::from(u32::MAX));
             let reaches_end = position + length == segment.size();
@@ -796,15 +795,15 @@ impl Log {
                 } <= state.released;
             let sealed = state.segments.range(base + 1..).next().is_some();
             let ends_segment = reaches_end && sealed;
-            return Ok(Some(info(Some(FileRange {
+            return Ok(info(Some(FileRange {
                 file,
                 position,
                 length: length as u32,
                 beyond_tail,
                 ends_segment,
-            }))));
+            })));
         }
-        Ok(Some(info(None)))
+        Ok(info(None))
     }
 
     /// Makes everything below `up_to` durable (group commit: concurrent callers share one

@@ -16,10 +16,11 @@ use crate::index::{Entry, OffsetEntry, OffsetIndex, SparseIndex, TimeEntry, Time
 use crate::page_cache;
 
 /// The most batch headers a [`Wait::Never`] find reads, one syscall each. Index entries are
-/// `index.interval.bytes` (4 KiB by default) apart, so a find reads a few dozen headers of small
-/// batches; an index made sparse by a large interval could have it read thousands on an async
-/// runtime's thread. Beyond this the read goes to a thread that may wait.
-pub(crate) const IN_MEMORY_SCAN_HEADERS: usize = 64;
+/// `index.interval.bytes` (4 KiB by default) apart, so a find reads up to about 60 headers of
+/// the smallest (single-record) batches; an index made sparse by a large interval could have it
+/// read thousands on an async runtime's thread. Beyond this the read goes to a thread that may
+/// wait.
+pub(crate) const IN_MEMORY_SCAN_HEADERS: usize = 128;
 
 pub fn file_name(base_offset: i64, extension: &str) -> String {
     format!("{base_offset:020}.{extension}")
@@ -271,7 +272,8 @@ impl Segment {
     }
 
     /// Whether a read from `offset` starts within `window` bytes of the end with the indexes in
-    /// memory: [`Segment::find`] then reads only headers near the end, from the page cache.
+    /// memory: [`Segment::find_in`] then reads only headers near the end, which were written a
+    /// moment ago.
     pub fn reads_in_memory(&self, offset: i64, window: u64) -> bool {
         // Both, or `find` loads them from disk.
         let (Some(index), Some(_)) = (&self.offset_index, &self.time_index) else {

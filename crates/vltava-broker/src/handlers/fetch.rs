@@ -131,7 +131,8 @@ async fn run(
             // The rest on a thread that may block; the partitions read already stay read.
             let wanted = plan.wanted.clone();
             reads = blocking(move || {
-                reads.read(&wanted, false);
+                let all = reads.read(&wanted, false);
+                debug_assert!(all, "a read that may block never declines");
                 reads
             })
             .await?;
