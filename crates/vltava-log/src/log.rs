@@ -109,7 +109,7 @@ pub struct FileRange {
 impl FileRange {
     /// Lets the kernel drop the cached pages a catch-up read behind the tail has sent, so it
     /// does not grow the page cache: what the fetches before this one sent, up to
-    /// [`HAND_BACK_LAG`] behind this one, in whole page-cache folios (the kernel drops only
+    /// `HAND_BACK_LAG` (4 MiB) behind this one, in whole page-cache folios (the kernel drops only
     /// those wholly inside the range); at the end of a segment, the rest of it. Read-ahead is
     /// the kernel's own, which keeps ahead of a sequential reader in large folios.
     ///
