@@ -1,4 +1,4 @@
-//! openraft's log storage over [`WalFile`]: the Raft log, the vote and the committed log id.
+//! openraft's log storage over a `WalFile`: the Raft log, the vote and the committed log id.
 //!
 //! Everything is one stream of records in `raft.wal` under the metadata dir; replaying it in
 //! order rebuilds the in-memory log. Truncation and purging are records too, so the file is only

@@ -4,7 +4,7 @@
 //! AddPartitionsToTxn, the epoch stays across transactions) and version 2 (KIP-890 part 2, the
 //! Java client when `transaction.version` is finalized at 2: EndTxn v5+ bumps the epoch at the
 //! end of every transaction, partitions join implicitly through Produce v12+ and TxnOffsetCommit
-//! v5+). Version 2's EndTxn rules are in [`epoch_bump`].
+//! v5+). Version 2's EndTxn rules are in the `epoch_bump` module.
 //!
 //! A change is made in two steps, as in Kafka: `prepare_*` checks the request and returns a
 //! [`Transit`] (the metadata as it will be) and marks it pending; the caller writes the transit to
