@@ -795,6 +795,9 @@ impl Log {
                 } <= state.released;
             let sealed = state.segments.range(base + 1..).next().is_some();
             let ends_segment = reaches_end && sealed;
+            if beyond_tail {
+                page_cache::size_read_ahead(&file, length);
+            }
             return Ok(info(Some(FileRange {
                 file,
                 position,
