@@ -795,6 +795,8 @@ impl Log {
                 } <= state.released;
             let sealed = state.segments.range(base + 1..).next().is_some();
             let ends_segment = reaches_end && sealed;
+            // Advice about the open file, not the log's state: no need to hold the lock.
+            drop(state);
             if beyond_tail {
                 page_cache::size_read_ahead(&file, length);
             }
