@@ -12,8 +12,8 @@
 //! While a handler runs, the bytes of the next request are read into the buffer (up to one
 //! frame of at most `WHOLE_FRAME`, 1 MiB + 64 KiB): a producer's next 1 MB batch crosses from
 //! the socket while the one before is appended, instead of after it, so one connection's
-//! produce rate is no longer bound by the sum of the two. The next request is still handled only once this one
-//! is done.
+//! produce rate is no longer bound by the sum of the two. The next request is still handled
+//! only once this one is done.
 //!
 //! With `queued.max.request.bytes` set, every request holds its size in a budget shared by all
 //! connections from the moment its frame size is known until its handler is done with its bytes

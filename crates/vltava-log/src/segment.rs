@@ -266,9 +266,12 @@ impl Segment {
     /// Whether an append here reads nothing from disk: the indexes are loaded and the first
     /// batch's timestamp (for `segment.ms`) is known.
     pub fn appends_in_memory(&self) -> bool {
-        self.offset_index.is_some()
-            && self.time_index.is_some()
-            && (self.first_batch_timestamp.is_some() || self.size == 0)
+        self.indexes_in_memory() && (self.first_batch_timestamp.is_some() || self.size == 0)
+    }
+
+    /// Whether both indexes are loaded, so neither append nor find reads them from disk.
+    fn indexes_in_memory(&self) -> bool {
+        self.offset_index.is_some() && self.time_index.is_some()
     }
 
     /// Whether a read from `offset` starts within `window` bytes of the end with the indexes in
@@ -328,7 +331,7 @@ impl Segment {
         offset: i64,
         wait: Wait,
     ) -> Result<Option<(u64, BatchHeader)>> {
-        if wait == Wait::Never && (self.offset_index.is_none() || self.time_index.is_none()) {
+        if wait == Wait::Never && !self.indexes_in_memory() {
             return Err(LogError::WouldBlock);
         }
         self.load_indexes(cache)?;
