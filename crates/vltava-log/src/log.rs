@@ -814,14 +814,24 @@ impl Log {
     /// Makes everything below `up_to` durable (group commit: concurrent callers share one
     /// fsync). Blocks; call from a thread that may block.
     pub fn flush(&self, up_to: i64) -> Result<()> {
+        self.flush_then(up_to, || ())
+    }
+
+    /// [`Log::flush`], calling `durable` as soon as everything below `up_to` is on disk,
+    /// before the page-cache hand-back that may follow (a few hundred µs): a caller that
+    /// answers others tells them first.
+    pub fn flush_then(&self, up_to: i64, durable: impl FnOnce()) -> Result<()> {
         let sync = || self.sync_unflushed();
-        let (durable, left) = self.commit.wait_durable(up_to, &sync)?;
+        let (outcome, left) = self.commit.wait_durable(up_to, &sync)?;
+        if matches!(outcome, Durable::Yes) {
+            durable();
+        }
         // The fsync this caller ran made those bytes clean: the kernel may drop them now, and
         // the callers it covered were answered before.
         if let Some(Some(release)) = left {
             self.release(release);
         }
-        match durable {
+        match outcome {
             Durable::Yes => Ok(()),
             Durable::Poisoned => Err(LogError::Offline {
                 path: self.dir.clone(),

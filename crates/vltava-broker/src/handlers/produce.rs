@@ -14,8 +14,8 @@
 //!
 //! acks=0 answers nothing (and closes the connection on any error, as Kafka does); acks=1
 //! answers after the append; acks=-1 (all) answers after the appended offsets are fsynced. The
-//! fsync is a group commit in the log (concurrent producers share one fsync) and runs on a
-//! blocking thread while this connection goes on reading requests.
+//! fsync is a group commit in the log (concurrent producers share one fsync), run by the
+//! partition's flusher on a blocking thread while this connection goes on reading requests.
 
 use std::sync::Arc;
 
@@ -239,16 +239,13 @@ pub async fn handle(
         },
         -1 if !to_flush.is_empty() => {
             let ctx = ctx.clone();
-            Ok(Reply::Later(tokio::task::spawn_blocking(move || {
-                let flushed = to_flush
-                    .into_iter()
-                    .map(|(topic, index, partition, up_to)| {
-                        (topic, index, partition.log.flush(up_to))
-                    })
-                    .collect::<Vec<_>>();
-                for (topic, index, result) in flushed {
-                    if let Err(e) = result {
-                        tracing::error!("fsync failed, partition log offline: {e}");
+            let waits: Vec<_> = to_flush
+                .into_iter()
+                .map(|(topic, index, partition, up_to)| (topic, index, partition.durable(up_to)))
+                .collect();
+            Ok(Reply::Later(tokio::spawn(async move {
+                for (topic, index, durable) in waits {
+                    if let Err(e) = durable.await {
                         if let Some(p) = response
                             .responses
                             .get_mut(topic)

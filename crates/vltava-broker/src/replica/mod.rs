@@ -1,5 +1,6 @@
 //! Replicas on this broker: which partitions it leads, their logs, and their high watermarks.
 
+pub mod flusher;
 pub mod manager;
 pub mod partition;
 

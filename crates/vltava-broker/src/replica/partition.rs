@@ -9,6 +9,7 @@
 //! read data that is in the page cache and not yet on disk, exactly as Kafka allows. Replication
 //! (a later issue) will track follower offsets here and take the minimum over the ISR.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
@@ -16,6 +17,8 @@ use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 use uuid::Uuid;
 use vltava_log::{AppendInfo, Log, LogError, ReadInfo};
+
+use super::flusher::Flusher;
 
 #[derive(Debug)]
 pub struct Partition {
@@ -26,6 +29,8 @@ pub struct Partition {
     leader_epoch: AtomicI32,
     /// Notified after every append (and truncation), waking long-polling fetches.
     appended: Notify,
+    /// Runs the fsyncs acks=all answers wait for.
+    flusher: Flusher,
     /// Bytes appended and read, registered once here so the hot path only adds.
     bytes_in: metrics::Counter,
     bytes_out: metrics::Counter,
@@ -42,6 +47,7 @@ impl Partition {
         Partition {
             topic_id,
             index,
+            flusher: Flusher::new(Arc::clone(&log)),
             log,
             leader_epoch: AtomicI32::new(leader_epoch),
             appended: Notify::new(),
@@ -131,6 +137,12 @@ impl Partition {
     /// Counts bytes a fetch answer sends from this partition's log.
     pub fn count_bytes_out(&self, bytes: u32) {
         self.bytes_out.increment(u64::from(bytes));
+    }
+
+    /// Completes once everything below `up_to` is on disk (acks=all); the fsync is asked for
+    /// at the call. See [`Flusher::durable`].
+    pub fn durable(&self, up_to: i64) -> impl Future<Output = Result<(), LogError>> + Send {
+        self.flusher.durable(up_to)
     }
 
     pub fn high_watermark(&self) -> i64 {
