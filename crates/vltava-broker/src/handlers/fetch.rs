@@ -22,6 +22,7 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use tokio::time::Instant;
 use uuid::Uuid;
+use vltava_log::fs::Wait;
 use vltava_log::FileRange;
 
 use super::{blocking, Reply, RequestContext};
@@ -127,11 +128,11 @@ async fn run(
             notified.as_mut().enable();
         }
         let mut reads = Reads::new(plan.max_bytes, plan.read_committed, plan.wanted.len());
-        if !reads.read(&plan.wanted, true) {
+        if !reads.read(&plan.wanted, Wait::Never) {
             // The rest on a thread that may block; the partitions read already stay read.
             let wanted = plan.wanted.clone();
             reads = blocking(move || {
-                let all = reads.read(&wanted, false);
+                let all = reads.read(&wanted, Wait::Allowed);
                 debug_assert!(all, "a read that may block never declines");
                 reads
             })
@@ -202,16 +203,16 @@ impl Reads {
     }
 
     /// Reads the partitions after those done. Blocking (index lookups may touch disk), unless
-    /// `quick`: then only reads that [`Partition::try_read_up_to_in_memory`] takes, so that
+    /// [`Wait::Never`]: then only reads that [`Partition::try_read_up_to_in_memory`] takes, so that
     /// the fetch's own thread need not hand them to a blocking one, stopping at the first it
     /// declines (read_committed reads, which also look up aborted transactions, always are).
     /// Whether every partition was read.
-    fn read(&mut self, wanted: &[Wanted], quick: bool) -> bool {
-        if quick && self.read_committed {
+    fn read(&mut self, wanted: &[Wanted], wait: Wait) -> bool {
+        if wait == Wait::Never && self.read_committed {
             return false;
         }
         while let Some(w) = wanted.get(self.done.len()) {
-            let Some(read) = self.read_one(w, quick) else {
+            let Some(read) = self.read_one(w, wait) else {
                 return false;
             };
             if read.bytes() > 0 {
@@ -223,8 +224,8 @@ impl Reads {
         true
     }
 
-    /// One partition's read; `None` if `quick` and it would wait.
-    fn read_one(&self, w: &Wanted, quick: bool) -> Option<Read> {
+    /// One partition's read; `None` if it would wait and `wait` is [`Wait::Never`].
+    fn read_one(&self, w: &Wanted, wait: Wait) -> Option<Read> {
         let (read_committed, first) = (self.read_committed, self.first);
         let partition = match &w.partition {
             Ok(p) => p,
@@ -238,7 +239,7 @@ impl Reads {
         } else {
             high_watermark
         };
-        let read = if quick {
+        let read = if wait == Wait::Never {
             partition.try_read_up_to_in_memory(w.fetch_offset, limit, bound, first)
         } else {
             partition
