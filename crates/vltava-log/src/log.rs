@@ -331,11 +331,16 @@ impl Log {
 
     fn check_online(&self) -> Result<()> {
         if self.commit.is_poisoned() {
-            return Err(LogError::Offline {
-                path: self.dir.clone(),
-            });
+            return Err(self.offline_error());
         }
         Ok(())
+    }
+
+    /// The error every call answers once an fsync failed (the log is offline for good).
+    pub fn offline_error(&self) -> LogError {
+        LogError::Offline {
+            path: self.dir.clone(),
+        }
     }
 
     /// Validates `batches` (one or more RecordBatch v2), assigns them offsets (`baseOffset` and
@@ -833,9 +838,7 @@ impl Log {
         }
         match outcome {
             Durable::Yes => Ok(()),
-            Durable::Poisoned => Err(LogError::Offline {
-                path: self.dir.clone(),
-            }),
+            Durable::Poisoned => Err(self.offline_error()),
         }
     }
 
