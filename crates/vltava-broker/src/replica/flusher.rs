@@ -173,12 +173,36 @@ mod tests {
 
     const PATIENCE: Duration = Duration::from_secs(20);
 
-    fn open(root: &std::path::Path) -> (LogDir, Arc<Log>) {
-        let dir = LogDir::open(root, LogDirOptions::default()).expect("open log dir");
+    /// A fresh log and its flusher. Fields drop in order: the directory goes last.
+    struct Fixture {
+        flusher: Flusher,
+        log: Arc<Log>,
+        _dir: LogDir,
+        _root: tempfile::TempDir,
+    }
+
+    fn fixture() -> Fixture {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = LogDir::open(root.path(), LogDirOptions::default()).expect("open log dir");
         let log = dir
             .open_log(&TopicPartition::new("orders", 0), LogConfig::default())
             .expect("open log");
-        (dir, log)
+        Fixture {
+            flusher: Flusher::new(Arc::clone(&log)),
+            log,
+            _dir: dir,
+            _root: root,
+        }
+    }
+
+    /// A waiter that asked while a flusher was (as if) on it, so no fsync of its own answers
+    /// it; it parks until the flusher wakes it.
+    fn parked_waiter(
+        flusher: &Flusher,
+        up_to: i64,
+    ) -> tokio::task::JoinHandle<Result<(), LogError>> {
+        flusher.shared.lock().running = true;
+        tokio::spawn(flusher.durable(up_to))
     }
 
     fn append_one(log: &Log) -> i64 {
@@ -190,14 +214,12 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_waiter_is_answered_once_its_offsets_are_on_disk() {
-        let root = tempfile::tempdir().expect("tempdir");
-        let (_dir, log) = open(root.path());
-        let flusher = Flusher::new(Arc::clone(&log));
+        let Fixture { flusher, log, .. } = &fixture();
         let mut answers = Vec::new();
         for _ in 0..300 {
-            let up_to = append_one(&log);
+            let up_to = append_one(log);
             let durable = flusher.durable(up_to);
-            let log = Arc::clone(&log);
+            let log = Arc::clone(log);
             answers.push(tokio::spawn(async move {
                 durable.await.expect("durable");
                 (up_to, log.flushed_offset())
@@ -221,10 +243,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_fsync_is_asked_for_before_the_answer_is_awaited() {
-        let root = tempfile::tempdir().expect("tempdir");
-        let (_dir, log) = open(root.path());
-        let flusher = Flusher::new(Arc::clone(&log));
-        let up_to = append_one(&log);
+        let Fixture { flusher, log, .. } = &fixture();
+        let up_to = append_one(log);
         assert!(log.flushed_offset() < up_to);
         let _not_polled = flusher.durable(up_to);
         tokio::time::timeout(PATIENCE, async {
@@ -238,10 +258,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_wait_for_what_is_already_on_disk_asks_for_nothing() {
-        let root = tempfile::tempdir().expect("tempdir");
-        let (_dir, log) = open(root.path());
-        let flusher = Flusher::new(Arc::clone(&log));
-        let up_to = append_one(&log);
+        let Fixture { flusher, log, .. } = &fixture();
+        let up_to = append_one(log);
         log.flush(up_to).expect("flush");
         let durable = flusher.durable(up_to);
         {
@@ -254,13 +272,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn offsets_another_caller_flushed_answer_their_waiters() {
-        let root = tempfile::tempdir().expect("tempdir");
-        let (_dir, log) = open(root.path());
-        let flusher = Flusher::new(Arc::clone(&log));
-        let up_to = append_one(&log);
-        // As if a flusher were starting: the waiter asks and parks.
-        flusher.shared.lock().running = true;
-        let waiting = tokio::spawn(flusher.durable(up_to));
+        let Fixture { flusher, log, .. } = &fixture();
+        let up_to = append_one(log);
+        let waiting = parked_waiter(flusher, up_to);
         tokio::time::sleep(Duration::from_millis(50)).await;
         // The flush policy's fsync covers the offsets; then the flusher finds nothing to do.
         log.flush(up_to).expect("flush");
@@ -277,13 +291,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_log_gone_offline_answers_every_waiter_with_its_error() {
-        let root = tempfile::tempdir().expect("tempdir");
-        let (_dir, log) = open(root.path());
-        let flusher = Flusher::new(Arc::clone(&log));
-        let up_to = append_one(&log);
-        // As if a flusher were on it, so the wait is not answered by an fsync first.
-        flusher.shared.lock().running = true;
-        let waiting = tokio::spawn(flusher.durable(up_to));
+        let Fixture { flusher, log, .. } = &fixture();
+        let up_to = append_one(log);
+        let waiting = parked_waiter(flusher, up_to);
         flusher.shared.go_offline();
         let answer = tokio::time::timeout(PATIENCE, waiting)
             .await
@@ -293,7 +303,7 @@ mod tests {
             matches!(answer, Err(LogError::Offline { .. })),
             "{answer:?}"
         );
-        let later = flusher.durable(append_one(&log)).await;
+        let later = flusher.durable(append_one(log)).await;
         assert!(matches!(later, Err(LogError::Offline { .. })), "{later:?}");
     }
 }
